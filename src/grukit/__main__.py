@@ -1,0 +1,3 @@
+from grukit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""How one layer's time loop runs: backend selection.
+
+    reference  Python loop over ``grukit.functional`` cells (autograd); the oracle.
+    torch      torch's own kernels, where they compute the same function.
+    auto       the fastest of these that is available and exact for the configuration.
+
+Every backend module has ``name``, ``available()``, ``supports(spec, x)`` and ``run``
+(the contract is in ``grukit.backends.spec``).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from torch import Tensor
+
+from . import reference, torch_builtin
+from .spec import CellSpec, Weights, reverse_packed_index
+
+__all__ = [
+    "BACKENDS",
+    "CellSpec",
+    "Weights",
+    "available_backends",
+    "check_backend_name",
+    "resolve",
+    "reverse_packed_index",
+]
+
+#: Every backend, in the order "auto" prefers them (fastest exact first).
+BACKENDS: dict[str, ModuleType] = {
+    torch_builtin.name: torch_builtin,
+    reference.name: reference,
+}
+
+
+def available_backends() -> list[str]:
+    """Names of the backends usable on this machine (``"auto"`` not included)."""
+    return [name for name, mod in BACKENDS.items() if mod.available()]
+
+
+def check_backend_name(owner: str, backend: object) -> str:
+    """Validate a ``backend=`` argument; raise naming ``owner`` if it is unknown."""
+    if not isinstance(backend, str):
+        raise TypeError(f"{owner}: expected backend to be a str, got {type(backend).__name__}")
+    names = ["auto", *BACKENDS]
+    if backend not in names:
+        raise ValueError(f"{owner}: expected backend in {names}, got {backend!r}")
+    if backend != "auto" and not BACKENDS[backend].available():
+        raise ValueError(
+            f"{owner}: backend {backend!r} is not available on this machine; "
+            f"available: {available_backends()}"
+        )
+    return backend
+
+
+def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> ModuleType:
+    """The backend module that runs ``spec`` on tensors like ``x``."""
+    if backend == "auto":
+        for mod in BACKENDS.values():
+            if mod.available() and mod.supports(spec, x):
+                return mod
+        return reference
+    mod = BACKENDS[backend]
+    if not mod.supports(spec, x):
+        variant = f"{spec.kind} (reset_after={spec.reset_after})"
+        raise ValueError(
+            f"{owner}: backend {backend!r} does not compute {variant} on "
+            f"{x.device.type}/{x.dtype}; use backend='auto' or 'reference'"
+        )
+    return mod

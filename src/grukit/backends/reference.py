@@ -1,0 +1,76 @@
+"""The reference backend: a readable Python loop over ``grukit.functional`` cells.
+
+It is the oracle every other backend is tested against; autograd differentiates it.
+Contract and shapes: ``grukit.backends.spec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .. import functional as F
+from .spec import CellSpec, Weights
+
+name = "reference"
+
+State = tuple[Tensor, ...]
+
+
+def available() -> bool:
+    return True
+
+
+def supports(spec: CellSpec, x: Tensor) -> bool:
+    return True
+
+
+def step_function(spec: CellSpec) -> Callable[[Tensor, State, Weights], State]:
+    """The one-step function of ``spec`` on a state tuple: (x_t, state, w) → state'."""
+    if spec.kind == "gru":
+        return lambda x, s, w: (
+            F.gru_cell(x, s[0], w.w_ih, w.w_hh, w.b_ih, w.b_hh, reset_after=spec.reset_after),
+        )
+    if spec.kind in ("rnn_tanh", "rnn_relu"):
+        nonlin = spec.kind[4:]
+        return lambda x, s, w: (
+            F.rnn_cell(x, s[0], w.w_ih, w.w_hh, w.b_ih, w.b_hh, nonlinearity=nonlin),
+        )
+    if spec.kind == "lstm":
+        return lambda x, s, w: F.lstm_cell(x, (s[0], s[1]), w.w_ih, w.w_hh, w.b_ih, w.b_hh, w.w_hr)
+    raise ValueError(f"reference backend: unknown cell kind {spec.kind!r}")
+
+
+def run(
+    spec: CellSpec,
+    x: Tensor,
+    batch_sizes: Tensor | None,
+    state: State,
+    weights: Weights,
+    *,
+    reverse: bool = False,
+) -> tuple[Tensor, State]:
+    """Run one direction of one layer, one ``functional`` step at a time."""
+    step = step_function(spec)
+    if batch_sizes is None:
+        inputs = list(x.unbind(0))  # T × (N, I)
+        sizes = [x.shape[1]] * len(inputs)
+    else:
+        sizes = batch_sizes.tolist()
+        inputs = list(torch.split(x, sizes))  # T × (N_t, I)
+    outputs: list[Tensor] = [x] * len(inputs)  # placeholders, all overwritten
+    order = range(len(inputs) - 1, -1, -1) if reverse else range(len(inputs))
+    for t in order:
+        n_t = sizes[t]  # sequences still running at step t (packed data is sorted)
+        new = step(inputs[t], tuple(s[:n_t] for s in state), weights)  # (N_t, H)…
+        # Rows past n_t keep their state: finished sequences (forward) or not yet
+        # started ones (reverse), whose state is still the initial one.
+        state = tuple(
+            torch.cat((ns, s[n_t:])) if n_t < s.shape[0] else ns
+            for ns, s in zip(new, state, strict=True)
+        )
+        outputs[t] = new[0]
+    out = torch.stack(outputs) if batch_sizes is None else torch.cat(outputs)  # (T, N, H) | (S, H)
+    return out, state

@@ -1,0 +1,67 @@
+"""What a layer hands a backend: the cell kind, one direction's weights and state.
+
+A backend runs **one direction of one layer** over time. Its signature is::
+
+    run(spec, x, batch_sizes, state, weights, *, reverse) -> (output, state_n)
+
+Shapes (T time, N batch, I input, H hidden, P LSTM projection (P = H without one),
+S = sum(batch_sizes) rows of packed data):
+    x            (T, N, I) padded, all sequences of length T (``batch_sizes`` None);
+                 or (S, I) packed as ``torch.nn.utils.rnn.PackedSequence.data``
+                 (``batch_sizes`` a 1-D int64 CPU tensor, non-increasing).
+    state        tuple of the initial state: (h,) with h (N, H) for GRU and RNN;
+                 (h, c) with h (N, P), c (N, H) for LSTM. Sorted like the packed data.
+    weights      ``Weights``: torch's per-direction parameters, ``None`` where absent.
+    reverse      run from the last step back to the first (the reverse direction).
+    output       (T, N, H or P) or (S, H or P): the hidden state after every step.
+    state_n      the final state, same form as ``state``; for packed input, each
+                 sequence's state after its own last step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+KINDS = ("gru", "rnn_tanh", "rnn_relu", "lstm")
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Which cell function a layer computes.
+
+    kind: "gru" | "rnn_tanh" | "rnn_relu" | "lstm".
+    reset_after: GRU variant (see ``grukit.functional.gru_cell``); ignored otherwise.
+    """
+
+    kind: str
+    reset_after: bool = True
+
+
+class Weights(NamedTuple):
+    """One direction of one layer, torch's names: w_ih (G·H, I), w_hh (G·H, P),
+    b_ih and b_hh (G·H,) or None, w_hr (P, H) for a projected LSTM or None."""
+
+    w_ih: Tensor
+    w_hh: Tensor
+    b_ih: Tensor | None = None
+    b_hh: Tensor | None = None
+    w_hr: Tensor | None = None
+
+
+def reverse_packed_index(batch_sizes: Tensor) -> Tensor:
+    """Index that reverses every sequence of packed data in time, lengths kept.
+
+    Row (t, b) of the packed data moves to (len_b − 1 − t, b). The permutation is
+    its own inverse. batch_sizes (T,) int64 → index (S,) int64.
+    """
+    bs = batch_sizes.to(torch.int64)  # (T,)
+    T, N = bs.numel(), int(bs[0])
+    offsets = torch.cumsum(bs, 0) - bs  # (T,) first row of each step
+    lengths = (bs.unsqueeze(0) > torch.arange(N).unsqueeze(1)).sum(1)  # (N,)
+    t = torch.arange(T).repeat_interleave(bs)  # (S,)
+    b = torch.arange(int(bs.sum())) - offsets.repeat_interleave(bs)  # (S,)
+    return offsets[lengths[b] - 1 - t] + b  # (S,)

@@ -1,0 +1,69 @@
+"""The "torch" backend: torch's own fused kernels (ATen on the CPU, cuDNN on CUDA).
+
+Used only where they compute the same function as ``grukit.functional``: every
+cell except the GRU with ``reset_after=False``, which torch does not implement.
+Contract and shapes: ``grukit.backends.spec``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .spec import CellSpec, Weights, reverse_packed_index
+
+name = "torch"
+
+_VF_FUNCTIONS = {
+    "gru": torch._VF.gru,
+    "rnn_tanh": torch._VF.rnn_tanh,
+    "rnn_relu": torch._VF.rnn_relu,
+    "lstm": torch._VF.lstm,
+}
+
+
+def available() -> bool:
+    return True
+
+
+def supports(spec: CellSpec, x: Tensor) -> bool:
+    return not (spec.kind == "gru" and not spec.reset_after)
+
+
+def run(
+    spec: CellSpec,
+    x: Tensor,
+    batch_sizes: Tensor | None,
+    state: tuple[Tensor, ...],
+    weights: Weights,
+    *,
+    reverse: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction of one layer through torch's single-layer kernel.
+
+    The reverse direction runs the forward kernel on time-reversed sequences
+    (each packed sequence reversed within its own length) and reverses back.
+    """
+    if not supports(spec, x):
+        raise ValueError("torch backend: GRU with reset_after=False is not a torch kernel")
+    flat = [w for w in weights if w is not None]
+    has_bias = weights.b_ih is not None
+    index = None
+    if reverse:
+        if batch_sizes is None:
+            x = x.flip(0)  # (T, N, I)
+        else:
+            index = reverse_packed_index(batch_sizes).to(x.device)  # (S,)
+            x = x.index_select(0, index)  # (S, I)
+    hx = tuple(s.unsqueeze(0) for s in state)  # each (1, N, ·)
+    hx_arg = hx if spec.kind == "lstm" else hx[0]
+    fn = _VF_FUNCTIONS[spec.kind]
+    train = torch.is_grad_enabled()
+    if batch_sizes is None:
+        res = fn(x, hx_arg, flat, has_bias, 1, 0.0, train, False, False)
+    else:
+        res = fn(x, batch_sizes, hx_arg, flat, has_bias, 1, 0.0, train, False)
+    out, state_n = res[0], tuple(s.squeeze(0) for s in res[1:])
+    if reverse:
+        out = out.flip(0) if index is None else out.index_select(0, index)
+    return out, state_n

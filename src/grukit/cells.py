@@ -1,0 +1,178 @@
+"""Single-step cells: GRUCell, RNNCell, LSTMCell — drop-ins for ``torch.nn``'s.
+
+A cell is one step of ``grukit.functional`` with its parameters; it holds no
+state and owns no time loop (layers do).
+
+Shapes: N batch, I input size, H hidden size.
+    input (N, I) or unbatched (I,);  hx (N, H) or (H,), zeros when None;
+    LSTMCell's hx and result are (h, c) tuples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from . import _checks as check
+from . import functional as F
+
+__all__ = ["RNNCellBase", "GRUCell", "RNNCell", "LSTMCell"]
+
+
+class RNNCellBase(nn.Module):
+    """Parameters weight_ih (G·H, I), weight_hh (G·H, H), bias_ih, bias_hh (G·H,),
+    initialised U(−1/√H, 1/√H) in torch's order."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool,
+        num_chunks: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.input_size = check.positive_int(owner, "input_size", input_size)
+        self.hidden_size = check.positive_int(owner, "hidden_size", hidden_size)
+        self.bias = check.flag(owner, "bias", bias)
+        factory = {"device": device, "dtype": dtype}
+        rows = num_chunks * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, **factory))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(rows, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(rows, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -stdv, stdv)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        return s if self.bias else s + ", bias=False"
+
+    def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:  # noqa: A002
+        """Checked input with a batch axis, and whether it came without one."""
+        owner = type(self).__name__
+        check.tensor(owner, "input", input)
+        if input.dim() not in (1, 2):
+            raise ValueError(
+                f"{owner}: expected input of 2 dimensions (N, I) or 1 (I,) unbatched, "
+                f"got {input.dim()}-D of shape {tuple(input.shape)}"
+            )
+        check.like_weights(owner, "input", input, self.weight_ih)
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{owner}: expected input with {self.input_size} features (input_size), "
+                f"got {input.shape[-1]}"
+            )
+        unbatched = input.dim() == 1
+        return (input.unsqueeze(0) if unbatched else input), unbatched  # (N, I)
+
+    def _check_state(self, name: str, h: Tensor | None, x: Tensor, unbatched: bool) -> Tensor:
+        """hx checked against input x (N, I); zeros when None. Returns (N, H)."""
+        owner = type(self).__name__
+        if h is None:
+            return x.new_zeros(x.shape[0], self.hidden_size)
+        check.tensor(owner, name, h)
+        expected = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
+        check.shape(owner, name, h, expected)
+        check.like_weights(owner, name, h, self.weight_ih)
+        return h.unsqueeze(0) if unbatched else h
+
+
+class GRUCell(RNNCellBase):
+    r"""One GRU step, ``grukit.functional.gru_cell`` (Cho et al. 2014, arXiv:1406.1078):
+
+    .. math::
+        r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \quad
+        z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}) \\
+        n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})) \ \text{(reset\_after)}
+        \ \text{or}\ \tanh(W_{in} x + b_{in} + W_{hn}(r \odot h) + b_{hn}), \\
+        h' = (1 - z) \odot n + z \odot h
+
+    input (N, I) or (I,); hx (N, H) or (H,) → h' of hx's shape.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        reset_after: bool = True,
+    ) -> None:
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
+        self.reset_after = check.flag(type(self).__name__, "reset_after", reset_after)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
+        x, unbatched = self._check_input(input)  # (N, I)
+        h = self._check_state("hx", hx, x, unbatched)  # (N, H)
+        out = F.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                         reset_after=self.reset_after)  # (N, H)
+        return out.squeeze(0) if unbatched else out
+
+
+class RNNCell(RNNCellBase):
+    r"""One Elman step, :math:`h' = \phi(W_{ih} x + b_{ih} + W_{hh} h + b_{hh})`,
+    ``grukit.functional.rnn_cell``. input (N, I) or (I,); hx (N, H) or (H,)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.nonlinearity = check.nonlinearity(type(self).__name__, nonlinearity)
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
+        x, unbatched = self._check_input(input)  # (N, I)
+        h = self._check_state("hx", hx, x, unbatched)  # (N, H)
+        out = F.rnn_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                         nonlinearity=self.nonlinearity)  # (N, H)
+        return out.squeeze(0) if unbatched else out
+
+
+class LSTMCell(RNNCellBase):
+    r"""One LSTM step, ``grukit.functional.lstm_cell`` (gates i, f, g, o):
+    :math:`c' = f \odot c + i \odot g,\ h' = o \odot \tanh(c')`.
+    input (N, I) or (I,); hx = (h, c), each (N, H) or (H,) → (h', c')."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
+
+    def forward(
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None  # noqa: A002
+    ) -> tuple[Tensor, Tensor]:
+        x, unbatched = self._check_input(input)  # (N, I)
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise TypeError(
+                f"{type(self).__name__}: expected hx as a tuple (h_0, c_0), got {type(hx).__name__}"
+            )
+        h0, c0 = (None, None) if hx is None else hx
+        h = self._check_state("h_0", h0, x, unbatched)  # (N, H)
+        c = self._check_state("c_0", c0, x, unbatched)  # (N, H)
+        h1, c1 = F.lstm_cell(x, (h, c), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return (h1.squeeze(0), c1.squeeze(0)) if unbatched else (h1, c1)

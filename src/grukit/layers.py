@@ -1,0 +1,348 @@
+"""Recurrent layers: GRU, RNN, LSTM — drop-in replacements for ``torch.nn``.
+
+A layer owns its parameters (torch's names, shapes, gate order and init) and the
+loop over layers and directions; a backend (``grukit.backends``) runs one
+direction of one layer over time; the cell math is in ``grukit.functional``.
+
+Shapes: T time, N batch, I input size, H hidden size, P LSTM projection size
+(P = H without one), L layers, D directions (2 if bidirectional else 1).
+    input   (T, N, I), or (N, T, I) with batch_first, or unbatched (T, I),
+            or a PackedSequence (sorted or not)
+    h_0     (D·L, N, P), unbatched (D·L, P); LSTM also c_0 (D·L, N, H)
+    output  (T, N, D·P) (batch_first: (N, T, D·P)), or a PackedSequence
+    h_n     (D·L, N, P); LSTM also c_n (D·L, N, H)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from . import _checks as check
+from .backends import CellSpec, Weights, check_backend_name, resolve
+
+__all__ = ["RNNBase", "GRU", "RNN", "LSTM"]
+
+_GATES = {"gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "lstm": 4}
+_TORCH_MODE = {"gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "lstm": "LSTM"}
+
+State = tuple[Tensor, ...]
+
+
+class RNNBase(nn.Module):
+    """Shared machinery of GRU, RNN and LSTM: parameters, checks, layers × directions.
+
+    Args (as ``torch.nn.RNNBase``): kind ("gru" | "rnn_tanh" | "rnn_relu" | "lstm"),
+    input_size, hidden_size, num_layers, bias, batch_first, dropout (between layers,
+    training mode only), bidirectional, proj_size (LSTM only), device, dtype.
+    Keyword-only: reset_after (GRU variant), backend ("auto" or a name from
+    ``grukit.available_backends()``).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        reset_after: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.kind = kind
+        self.mode = _TORCH_MODE[kind]
+        self.input_size = check.positive_int(owner, "input_size", input_size)
+        self.hidden_size = check.positive_int(owner, "hidden_size", hidden_size)
+        self.num_layers = check.positive_int(owner, "num_layers", num_layers)
+        self.bias = check.flag(owner, "bias", bias)
+        self.batch_first = check.flag(owner, "batch_first", batch_first)
+        self.dropout = check.probability(owner, "dropout", dropout)
+        self.bidirectional = check.flag(owner, "bidirectional", bidirectional)
+        self.reset_after = check.flag(owner, "reset_after", reset_after)
+        self.backend = check_backend_name(owner, backend)
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+            raise TypeError(f"{owner}: expected proj_size to be an int, got {type(proj_size)}")
+        if proj_size < 0 or (proj_size and proj_size >= hidden_size):
+            raise ValueError(
+                f"{owner}: expected proj_size in [0, hidden_size={hidden_size}), got {proj_size}"
+            )
+        if proj_size and kind != "lstm":
+            raise ValueError(f"{owner}: proj_size is only supported for LSTM, got {proj_size}")
+        self.proj_size = proj_size
+        self.spec = CellSpec(kind, reset_after)
+
+        factory = {"device": device, "dtype": dtype}
+        gate_size = _GATES[kind] * hidden_size
+        real_hidden = proj_size or hidden_size
+        directions = 2 if bidirectional else 1
+        self._flat_weights_names: list[str] = []
+        self._all_weights: list[list[str]] = []
+        for layer in range(num_layers):
+            for direction in range(directions):
+                layer_in = input_size if layer == 0 else real_hidden * directions
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = [("weight_ih", (gate_size, layer_in)), ("weight_hh", (gate_size, real_hidden))]
+                if bias:
+                    shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                if proj_size:
+                    shapes.append(("weight_hr", (proj_size, hidden_size)))
+                names = []
+                for stem, shape in shapes:
+                    name = stem + suffix
+                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+                    names.append(name)
+                self._flat_weights_names.extend(names)
+                self._all_weights.append(names)
+        self.reset_parameters()
+
+    # --- parameters -----------------------------------------------------------------
+
+    def reset_parameters(self) -> None:
+        """U(−1/√H, 1/√H) for every parameter, drawn in torch's order (so a seeded
+        grukit layer starts from the same weights as the seeded torch.nn layer)."""
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -stdv, stdv)
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written against torch.nn (grukit keeps no flat buffer)."""
+
+    def _weights(self, layer: int, direction: int) -> Weights:
+        names = self._all_weights[layer * self.num_directions + direction]
+        p = [getattr(self, n) for n in names]
+        b_ih, b_hh = (p[2], p[3]) if self.bias else (None, None)
+        return Weights(p[0], p[1], b_ih, b_hh, p[-1] if self.proj_size else None)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _state_sizes(self) -> tuple[int, ...]:
+        """Per-state feature sizes: (P,) for GRU/RNN h; (P, H) for LSTM (h, c)."""
+        h = self.proj_size or self.hidden_size
+        return (h, self.hidden_size) if self.kind == "lstm" else (h,)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False), ("backend", "auto")):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        if self.kind == "gru" and not self.reset_after:
+            s += ", reset_after=False"
+        return s
+
+    # --- forward ---------------------------------------------------------------------
+
+    def forward(self, input: Tensor | PackedSequence, hx=None):  # noqa: A002 (torch's name)
+        """Run every layer and direction. Returns ``(output, h_n)``; LSTM ``(output, (h_n, c_n))``."""
+        owner = type(self).__name__
+        w0 = self.weight_ih_l0
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            x, batch_sizes = input.data, input.batch_sizes
+            check.tensor(owner, "PackedSequence data", x)
+            if x.dim() != 2:
+                raise ValueError(f"{owner}: expected 2-D PackedSequence data, got {x.dim()}-D")
+            check.batch_sizes(owner, batch_sizes, x.shape[0])
+            batch, unbatched = int(batch_sizes[0]), False
+        else:
+            x = check.tensor(owner, "input", input)
+            batch_sizes = None
+            if x.dim() not in (2, 3):
+                raise ValueError(
+                    f"{owner}: expected input of 3 dimensions (T, N, I) or 2 (T, I) unbatched, "
+                    f"got {x.dim()}-D of shape {tuple(x.shape)}"
+                )
+            unbatched = x.dim() == 2
+            if unbatched:
+                x = x.unsqueeze(1)  # (T, 1, I)
+            elif self.batch_first:
+                x = x.transpose(0, 1)  # (T, N, I)
+            if x.shape[0] == 0:
+                raise ValueError(f"{owner}: expected a non-empty sequence (T >= 1), got T = 0")
+            batch = x.shape[1]
+        check.like_weights(owner, "input", x, w0)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{owner}: expected input with {self.input_size} features (input_size), "
+                f"got {x.shape[-1]}"
+            )
+        states = self._initial_state(owner, hx, batch, unbatched, x)
+        if packed and input.sorted_indices is not None:
+            states = tuple(s.index_select(1, input.sorted_indices) for s in states)
+
+        output, finals = x, []
+        mod = resolve(owner, self.backend, self.spec, x)
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(self.num_directions):
+                idx = layer * self.num_directions + direction
+                out, fin = mod.run(
+                    self.spec, output, batch_sizes, tuple(s[idx] for s in states),
+                    self._weights(layer, direction), reverse=direction == 1,
+                )
+                outs.append(out)
+                finals.append(fin)
+            output = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (…, D·P)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                output = nn.functional.dropout(output, self.dropout, training=True)
+        h_n = tuple(torch.stack([f[k] for f in finals]) for k in range(len(states)))  # (D·L, N, ·)
+
+        if packed:
+            if input.unsorted_indices is not None:
+                h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
+            result = PackedSequence(output, batch_sizes, input.sorted_indices,
+                                    input.unsorted_indices)
+        elif unbatched:
+            result = output.squeeze(1)  # (T, D·P)
+            h_n = tuple(s.squeeze(1) for s in h_n)  # (D·L, ·)
+        else:
+            result = output.transpose(0, 1) if self.batch_first else output  # (N, T, D·P)
+        return result, (h_n if self.kind == "lstm" else h_n[0])
+
+    def _initial_state(
+        self, owner: str, hx, batch: int, unbatched: bool, x: Tensor
+    ) -> State:
+        """Zeros when hx is None, else hx checked and given a batch axis: (D·L, N, ·)…"""
+        rows = self.num_layers * self.num_directions
+        sizes = self._state_sizes
+        if hx is None:
+            return tuple(x.new_zeros(rows, batch, size) for size in sizes)
+        names = ("h_0", "c_0")
+        if self.kind == "lstm":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{owner}: expected hx as a tuple (h_0, c_0), got {type(hx).__name__}")
+            parts = tuple(hx)
+        else:
+            parts = (hx,)
+        out = []
+        for name, part, size in zip(names, parts, sizes, strict=False):
+            check.tensor(owner, name, part)
+            expected = (rows, size) if unbatched else (rows, batch, size)
+            if part.dim() != len(expected):
+                kind = "unbatched" if unbatched else "batched"
+                raise ValueError(
+                    f"{owner}: expected {len(expected)}-D {name} for {kind} input "
+                    f"{expected}, got {part.dim()}-D of shape {tuple(part.shape)}"
+                )
+            check.shape(owner, name, part, expected)
+            check.like_weights(owner, name, part, self.weight_ih_l0)
+            out.append(part.unsqueeze(1) if unbatched else part)
+        return tuple(out)
+
+
+class GRU(RNNBase):
+    r"""Multi-layer gated recurrent unit (Cho et al. 2014, arXiv:1406.1078).
+
+    For each element of the input sequence, each layer computes
+    (``grukit.functional.gru_cell``; gate order r, z, n as torch):
+
+    .. math::
+        r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\
+        z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
+        n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))
+              \quad (\text{reset\_after=True, torch}) \\
+        n_t &= \tanh(W_{in} x_t + b_{in} + W_{hn} (r_t \odot h_{t-1}) + b_{hn})
+              \quad (\text{reset\_after=False, Cho et al., d2l}) \\
+        h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+    Arguments and shapes are ``torch.nn.GRU``'s (see the module docstring), plus
+    keyword-only ``reset_after`` and ``backend``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        reset_after: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, 0, device, dtype,
+                         reset_after=reset_after, backend=backend)
+
+
+class RNN(RNNBase):
+    r"""Multi-layer Elman RNN: :math:`h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})`,
+    :math:`\phi` = tanh or relu (``grukit.functional.rnn_cell``).
+
+    Arguments (``torch.nn.RNN``'s order, nonlinearity fourth) and shapes as torch.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        self.nonlinearity = check.nonlinearity(type(self).__name__, nonlinearity)
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, 0, device, dtype, backend=backend)
+
+
+class LSTM(RNNBase):
+    r"""Multi-layer long short-term memory (``grukit.functional.lstm_cell``; gates i, f, g, o).
+
+    .. math::
+        c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)
+
+    with :math:`h_t \leftarrow W_{hr} h_t` when ``proj_size > 0``. Arguments and shapes
+    as ``torch.nn.LSTM``; ``hx`` and the returned state are ``(h, c)`` tuples.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, proj_size, device, dtype, backend=backend)
