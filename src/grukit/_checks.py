@@ -42,7 +42,9 @@ def nonlinearity(owner: str, value: object) -> str:
 
 def tensor(owner: str, name: str, value: object) -> Tensor:
     if not isinstance(value, Tensor):
-        raise TypeError(f"{owner}: expected {name} to be a torch.Tensor, got {type(value).__name__}")
+        raise TypeError(
+            f"{owner}: expected {name} to be a torch.Tensor, got {type(value).__name__}"
+        )
     return value
 
 
@@ -62,7 +64,9 @@ def like_weights(owner: str, name: str, t: Tensor, weight: Tensor) -> None:
 
 def shape(owner: str, name: str, t: Tensor, expected: tuple[int, ...]) -> None:
     if tuple(t.shape) != tuple(expected):
-        raise ValueError(f"{owner}: expected {name} of shape {tuple(expected)}, got {tuple(t.shape)}")
+        raise ValueError(
+            f"{owner}: expected {name} of shape {tuple(expected)}, got {tuple(t.shape)}"
+        )
 
 
 def batch_sizes(owner: str, bs: Tensor, rows: int) -> None:

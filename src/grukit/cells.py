@@ -119,8 +119,15 @@ class GRUCell(RNNCellBase):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
-        out = F.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                         reset_after=self.reset_after)  # (N, H)
+        out = F.gru_cell(
+            x,
+            h,
+            self.weight_ih,
+            self.weight_hh,
+            self.bias_ih,
+            self.bias_hh,
+            reset_after=self.reset_after,
+        )  # (N, H)
         return out.squeeze(0) if unbatched else out
 
 
@@ -143,8 +150,15 @@ class RNNCell(RNNCellBase):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
-        out = F.rnn_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                         nonlinearity=self.nonlinearity)  # (N, H)
+        out = F.rnn_cell(
+            x,
+            h,
+            self.weight_ih,
+            self.weight_hh,
+            self.bias_ih,
+            self.bias_hh,
+            nonlinearity=self.nonlinearity,
+        )  # (N, H)
         return out.squeeze(0) if unbatched else out
 
 
@@ -164,7 +178,9 @@ class LSTMCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, 4, device, dtype)
 
     def forward(
-        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None  # noqa: A002
+        self,
+        input: Tensor,
+        hx: tuple[Tensor, Tensor] | None = None,  # noqa: A002
     ) -> tuple[Tensor, Tensor]:
         x, unbatched = self._check_input(input)  # (N, I)
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):

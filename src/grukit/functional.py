@@ -124,7 +124,8 @@ def lstm_cell(
         g &= \tanh(W_{ig} x + b_{ig} + W_{hg} h + b_{hg}) \\
         o &= \sigma(W_{io} x + b_{io} + W_{ho} h + b_{ho}) \\
         c' &= f \odot c + i \odot g \\
-        h' &= o \odot \tanh(c') \quad (\text{then } h' \leftarrow W_{hr} h' \text{ with a projection})
+        h' &= o \odot \tanh(c')
+              \quad (\text{then } h' \leftarrow W_{hr} h' \text{ with a projection})
 
     Args:
         x: (N, I) or (I,).

@@ -93,7 +93,10 @@ class RNNBase(nn.Module):
             for direction in range(directions):
                 layer_in = input_size if layer == 0 else real_hidden * directions
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = [("weight_ih", (gate_size, layer_in)), ("weight_hh", (gate_size, real_hidden))]
+                shapes = [
+                    ("weight_ih", (gate_size, layer_in)),
+                    ("weight_hh", (gate_size, real_hidden)),
+                ]
                 if bias:
                     shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
                 if proj_size:
@@ -145,8 +148,13 @@ class RNNBase(nn.Module):
             s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("backend", "auto")):
+        for name, default in (
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+            ("backend", "auto"),
+        ):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         if self.kind == "gru" and not self.reset_after:
@@ -156,7 +164,10 @@ class RNNBase(nn.Module):
     # --- forward ---------------------------------------------------------------------
 
     def forward(self, input: Tensor | PackedSequence, hx=None):  # noqa: A002 (torch's name)
-        """Run every layer and direction. Returns ``(output, h_n)``; LSTM ``(output, (h_n, c_n))``."""
+        """Run every layer and direction.
+
+        Returns ``(output, h_n)``; LSTM ``(output, (h_n, c_n))``.
+        """
         owner = type(self).__name__
         w0 = self.weight_ih_l0
         packed = isinstance(input, PackedSequence)
@@ -200,8 +211,12 @@ class RNNBase(nn.Module):
             for direction in range(self.num_directions):
                 idx = layer * self.num_directions + direction
                 out, fin = mod.run(
-                    self.spec, output, batch_sizes, tuple(s[idx] for s in states),
-                    self._weights(layer, direction), reverse=direction == 1,
+                    self.spec,
+                    output,
+                    batch_sizes,
+                    tuple(s[idx] for s in states),
+                    self._weights(layer, direction),
+                    reverse=direction == 1,
                 )
                 outs.append(out)
                 finals.append(fin)
@@ -213,8 +228,9 @@ class RNNBase(nn.Module):
         if packed:
             if input.unsorted_indices is not None:
                 h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
-            result = PackedSequence(output, batch_sizes, input.sorted_indices,
-                                    input.unsorted_indices)
+            result = PackedSequence(
+                output, batch_sizes, input.sorted_indices, input.unsorted_indices
+            )
         elif unbatched:
             result = output.squeeze(1)  # (T, D·P)
             h_n = tuple(s.squeeze(1) for s in h_n)  # (D·L, ·)
@@ -222,9 +238,7 @@ class RNNBase(nn.Module):
             result = output.transpose(0, 1) if self.batch_first else output  # (N, T, D·P)
         return result, (h_n if self.kind == "lstm" else h_n[0])
 
-    def _initial_state(
-        self, owner: str, hx, batch: int, unbatched: bool, x: Tensor
-    ) -> State:
+    def _initial_state(self, owner: str, hx, batch: int, unbatched: bool, x: Tensor) -> State:
         """Zeros when hx is None, else hx checked and given a batch axis: (D·L, N, ·)…"""
         rows = self.num_layers * self.num_directions
         sizes = self._state_sizes
@@ -233,7 +247,9 @@ class RNNBase(nn.Module):
         names = ("h_0", "c_0")
         if self.kind == "lstm":
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"{owner}: expected hx as a tuple (h_0, c_0), got {type(hx).__name__}")
+                raise TypeError(
+                    f"{owner}: expected hx as a tuple (h_0, c_0), got {type(hx).__name__}"
+                )
             parts = tuple(hx)
         else:
             parts = (hx,)
@@ -287,9 +303,21 @@ class GRU(RNNBase):
         reset_after: bool = True,
         backend: str = "auto",
     ) -> None:
-        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, 0, device, dtype,
-                         reset_after=reset_after, backend=backend)
+        super().__init__(
+            "gru",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            reset_after=reset_after,
+            backend=backend,
+        )
 
 
 class RNN(RNNBase):
@@ -315,8 +343,20 @@ class RNN(RNNBase):
         backend: str = "auto",
     ) -> None:
         self.nonlinearity = check.nonlinearity(type(self).__name__, nonlinearity)
-        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, bias,
-                         batch_first, dropout, bidirectional, 0, device, dtype, backend=backend)
+        super().__init__(
+            f"rnn_{nonlinearity}",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            backend=backend,
+        )
 
 
 class LSTM(RNNBase):
@@ -344,5 +384,17 @@ class LSTM(RNNBase):
         *,
         backend: str = "auto",
     ) -> None:
-        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, proj_size, device, dtype, backend=backend)
+        super().__init__(
+            "lstm",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+            backend=backend,
+        )

@@ -128,7 +128,9 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
         skeleton = json.loads(header["__metadata__"][_META_KEY])
         state = _unpack(skeleton, tensors)
     except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
-        raise ValueError(f"expected a grukit checkpoint in {path}, got an unreadable file ({err})")
+        raise ValueError(
+            f"expected a grukit checkpoint in {path}, got an unreadable file ({err})"
+        ) from None
     if not isinstance(state, dict):
         raise ValueError(f"expected a grukit checkpoint in {path}, got {type(state).__name__}")
     return state
@@ -164,5 +166,7 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
         config = json.loads(meta.get("config", "{}"))
     except (SafetensorError, ValueError, json.JSONDecodeError) as err:
-        raise ValueError(f"expected safetensors model weights in {path}, got an unreadable file ({err})")
+        raise ValueError(
+            f"expected safetensors model weights in {path}, got an unreadable file ({err})"
+        ) from None
     return tensors, config

@@ -73,8 +73,9 @@ def plot_forecast(
     if actual is not None:
         ax.plot(actual[0], actual[1], color="black", lw=1.6, label="actual")
     if interval is not None:
-        ax.fill_between(forecast[0], interval[0], interval[1], color="tab:blue", alpha=0.2,
-                        label="80% interval")
+        ax.fill_between(
+            forecast[0], interval[0], interval[1], color="tab:blue", alpha=0.2, label="80% interval"
+        )
     for name, ys in (baselines or {}).items():
         ax.plot(forecast[0], ys, ls="--", lw=1.0, label=name)
     ax.plot(forecast[0], forecast[1], color="tab:blue", lw=1.8, label="GRU forecast")

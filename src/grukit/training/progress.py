@@ -14,6 +14,13 @@ def progress(total: int | None, desc: str, *, unit: str = "it", disable: bool = 
     """A tqdm bar showing count, rate and ETA; update it with ``bar.update(n)`` and
     live figures with ``bar.set_postfix(ppl=…)``. ``disable`` silences it (tests)."""
     return tqdm(
-        total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-        mininterval=0.5, disable=disable, leave=True, **kw,
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+        disable=disable,
+        leave=True,
+        **kw,
     )
