@@ -1,6 +1,8 @@
 """How one layer's time loop runs: backend selection.
 
     reference  Python loop over ``grukit.functional`` cells (autograd); the oracle.
+    fused      GRU as an ``autograd.Function``: one input GEMM for the whole sequence, fused
+               gates per step, hand-written BPTT, weight gradients as big GEMMs (any device).
     torch      torch's own kernels, where they compute the same function.
     auto       the fastest of these that is available and exact for the configuration.
 
@@ -14,7 +16,7 @@ from types import ModuleType
 
 from torch import Tensor
 
-from . import reference, torch_builtin
+from . import fused, reference, torch_builtin
 from .spec import CellSpec, Weights, reverse_packed_index
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
 
 #: Every backend, in the order "auto" prefers them (fastest exact first).
 BACKENDS: dict[str, ModuleType] = {
+    fused.name: fused,
     torch_builtin.name: torch_builtin,
     reference.name: reference,
 }

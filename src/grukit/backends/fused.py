@@ -1,0 +1,316 @@
+"""The "fused" backend: one GRU direction as an ``autograd.Function`` with hand-written BPTT.
+
+Forward (T time, N batch, I input, H hidden; S = T·N rows, or sum(batch_sizes) packed):
+
+    gi = x W_ihᵀ + b_ih                               one GEMM for every step: (S, 3H)
+    per step t (rows b < N_t still running):
+        gh   = h W_hhᵀ + b_hh                         (N_t, 3H) reset_after
+             = [h W_hrᵀ + b_hr, h W_hzᵀ + b_hz]       (N_t, 2H) reset_after=False, then
+               W_hn (r ⊙ h) + b_hn                    (N_t, H)
+        r, z = σ(gi_r + gh_r), σ(gi_z + gh_z)
+        n    = tanh(gi_n + r ⊙ hn),  hn = W_hn h + b_hn   (reset_after)
+        h'   = n + z ⊙ (h − n)                        = (1 − z) ⊙ n + z ⊙ h
+
+It saves the gates r, z, n (S, 3H), hn (S, H) for reset_after, and the output; not a graph.
+Backward (``docs/kernels.md``) is a serial loop of one GEMM (two for reset_after=False) plus
+element-wise work per step producing the pre-activation gradients dgi, dgh (S, 3H); the
+weight, bias and input gradients are then a few large GEMMs over all S rows.
+
+The two serial loops are pluggable (``Loops``): ``TORCH_LOOPS`` here (plain torch ops, so it
+runs unchanged on CUDA) and the C++ loops of ``grukit.backends.native``.
+Contract and shapes: ``grukit.backends.spec``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from .spec import CellSpec, Weights
+
+name = "fused"
+
+#: forward(gi, h0, w_hh_t, b_hh, batch_sizes, reverse, reset_after, save)
+#:   -> (out (S, H), gates (S, 3H), hn (S, H), h_n (N, H))
+#: backward(dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after)
+#:   -> (dgi (S, 3H), dgh (S, 3H), dh0 (N, H))
+
+
+class Loops(Protocol):
+    def forward(
+        self,
+        gi: Tensor,
+        h0: Tensor,
+        w_hh_t: Tensor,
+        b_hh: Tensor | None,
+        batch_sizes: Tensor,
+        reverse: bool,
+        reset_after: bool,
+        save: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]: ...
+
+    def backward(
+        self,
+        dout: Tensor,
+        dh_n: Tensor,
+        gates: Tensor,
+        hn: Tensor,
+        hprev: Tensor,
+        w_hh: Tensor,
+        batch_sizes: Tensor,
+        reverse: bool,
+        reset_after: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]: ...
+
+
+def _steps(batch_sizes: Tensor, reverse: bool) -> list[tuple[int, int]]:
+    """(first row, running rows N_t) of every step, in the order the forward pass runs."""
+    sizes = batch_sizes.tolist()
+    steps, offset = [], 0
+    for n in sizes:
+        steps.append((offset, n))
+        offset += n
+    return steps[::-1] if reverse else steps
+
+
+class TorchLoops:
+    """The serial loops in plain torch ops (any device)."""
+
+    def forward(
+        self,
+        gi: Tensor,
+        h0: Tensor,
+        w_hh_t: Tensor,
+        b_hh: Tensor | None,
+        batch_sizes: Tensor,
+        reverse: bool,
+        reset_after: bool,
+        save: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        S, N, H = gi.shape[0], h0.shape[0], h0.shape[1]
+        out = gi.new_empty(S, H)
+        gates = gi.new_empty(S if save else 0, 3 * H)
+        hn_all = gi.new_empty(S if save and reset_after else 0, H)
+        w_rz_t, w_n_t = w_hh_t[:, : 2 * H], w_hh_t[:, 2 * H :]  # (H, 2H), (H, H)
+        b_rz, b_n = (None, None) if b_hh is None else (b_hh[: 2 * H], b_hh[2 * H :])
+        h = h0
+        for off, n in _steps(batch_sizes, reverse):
+            g = gi[off : off + n]  # (N_t, 3H)
+            hp = h[:n]  # (N_t, H)
+            if reset_after:
+                gh = hp @ w_hh_t if b_hh is None else torch.addmm(b_hh, hp, w_hh_t)  # (N_t, 3H)
+                rz = torch.sigmoid(g[:, : 2 * H] + gh[:, : 2 * H])  # (N_t, 2H)
+                r, z = rz[:, :H], rz[:, H:]
+                hn = gh[:, 2 * H :]  # (N_t, H)
+                new = torch.tanh(torch.addcmul(g[:, 2 * H :], r, hn))
+                if save:
+                    hn_all[off : off + n] = hn
+            else:
+                ghrz = hp @ w_rz_t if b_rz is None else torch.addmm(b_rz, hp, w_rz_t)  # (N_t, 2H)
+                rz = torch.sigmoid(g[:, : 2 * H] + ghrz)  # (N_t, 2H)
+                r, z = rz[:, :H], rz[:, H:]
+                rh = r * hp
+                ghn = rh @ w_n_t if b_n is None else torch.addmm(b_n, rh, w_n_t)  # (N_t, H)
+                new = torch.tanh(g[:, 2 * H :] + ghn)
+            h_t = torch.lerp(new, hp, z)  # n + z ⊙ (h − n)
+            if save:
+                gates[off : off + n, : 2 * H] = rz
+                gates[off : off + n, 2 * H :] = new
+            out[off : off + n] = h_t
+            h = h_t if n == N else torch.cat((h_t, h[n:]))  # rows past N_t keep their state
+        return out, gates, hn_all, h
+
+    def backward(
+        self,
+        dout: Tensor,
+        dh_n: Tensor,
+        gates: Tensor,
+        hn: Tensor,
+        hprev: Tensor,
+        w_hh: Tensor,
+        batch_sizes: Tensor,
+        reverse: bool,
+        reset_after: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        S, N, H = dout.shape[0], dh_n.shape[0], dh_n.shape[1]
+        dgi = dout.new_empty(S, 3 * H)
+        dgh = dgi if not reset_after else dout.new_empty(S, 3 * H)  # equal for reset_after=False
+        w_rz, w_n = w_hh[: 2 * H], w_hh[2 * H :]  # (2H, H), (H, H)
+        dh = dh_n
+        for off, n in reversed(_steps(batch_sizes, reverse)):
+            d = dh[:n] + dout[off : off + n]  # dL/dh' (N_t, H)
+            g = gates[off : off + n]  # (N_t, 3H)
+            r, z, nn = g[:, :H], g[:, H : 2 * H], g[:, 2 * H :]
+            hp = hprev[off : off + n]  # (N_t, H)
+            da_n = d * (1 - z) * (1 - nn * nn)  # through h' = (1−z)n + zh, n = tanh(a_n)
+            da_z = d * (hp - nn) * z * (1 - z)
+            if reset_after:
+                hn_t = hn[off : off + n]
+                da_r = da_n * hn_t * r * (1 - r)
+                dg = torch.cat((da_r, da_z, da_n), 1)  # (N_t, 3H)
+                dgi[off : off + n] = dg
+                dgh[off : off + n, : 2 * H] = dg[:, : 2 * H]
+                dgh[off : off + n, 2 * H :] = da_n * r
+                dhp = torch.addmm(d * z, dgh[off : off + n], w_hh)  # (N_t, H)
+            else:
+                drh = da_n @ w_n  # dL/d(r ⊙ h) (N_t, H)
+                da_r = drh * hp * r * (1 - r)
+                dg = torch.cat((da_r, da_z, da_n), 1)  # (N_t, 3H)
+                dgi[off : off + n] = dg
+                dhp = torch.addmm(torch.addcmul(d * z, drh, r), dg[:, : 2 * H], w_rz)
+            dh = dhp if n == N else torch.cat((dhp, dh[n:]))
+        return dgi, dgh, dh
+
+
+TORCH_LOOPS = TorchLoops()
+
+
+def prev_rows(batch_sizes: Tensor, reverse: bool) -> Tensor:
+    """For every packed row, where its state before the step is in ``cat(out, h0)``.
+
+    Row (t, b) read the output of the previous step of the pass (t − 1, or t + 1 reversed)
+    if sequence b ran there, else its initial state h0[b] (row S + b). → (S,) int64.
+    """
+    bs = batch_sizes.to(torch.int64)  # (T,)
+    T, S = bs.numel(), int(bs.sum())
+    offsets = torch.cumsum(bs, 0) - bs  # (T,)
+    t = torch.arange(T).repeat_interleave(bs)  # (S,)
+    b = torch.arange(S) - offsets[t]  # (S,)
+    tp = t + 1 if reverse else t - 1  # (S,)
+    tpc = tp.clamp(0, T - 1)
+    ran = (tp >= 0) & (tp < T) & (b < bs[tpc])
+    return torch.where(ran, offsets[tpc] + b, S + b)  # (S,)
+
+
+class GRUFunction(torch.autograd.Function):
+    """One GRU direction: (x (S, I), h0 (N, H), weights) → (out (S, H), h_n (N, H))."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        h0: Tensor,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Tensor | None,
+        b_hh: Tensor | None,
+        batch_sizes: Tensor,
+        reverse: bool,
+        reset_after: bool,
+        loops: Loops,
+    ) -> tuple[Tensor, Tensor]:
+        gi = x @ w_ih.t() if b_ih is None else torch.addmm(b_ih, x, w_ih.t())  # (S, 3H)
+        w_hh_t = w_hh.t().contiguous()  # (H, 3H): the per-step GEMM is faster on a copy
+        out, gates, hn, h_n = loops.forward(
+            gi, h0.contiguous(), w_hh_t, b_hh, batch_sizes, reverse, reset_after, True
+        )
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out, gates, hn)
+        ctx.meta = (batch_sizes, reverse, reset_after, loops, b_ih is not None)
+        return out, h_n
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, dout: Tensor, dh_n: Tensor) -> tuple[Tensor | None, ...]:
+        x, h0, w_ih, w_hh, out, gates, hn = ctx.saved_tensors
+        batch_sizes, reverse, reset_after, loops, has_bias = ctx.meta
+        H = h0.shape[1]
+        hprev = torch.cat((out, h0)).index_select(  # (S, H) state before every row's step
+            0, prev_rows(batch_sizes, reverse).to(out.device)
+        )
+        dgi, dgh, dh0 = loops.backward(
+            dout.contiguous(),
+            dh_n.contiguous(),
+            gates,
+            hn,
+            hprev,
+            w_hh.contiguous(),
+            batch_sizes,
+            reverse,
+            reset_after,
+        )
+        need = ctx.needs_input_grad
+        dx = dgi @ w_ih if need[0] else None  # (S, I)
+        dw_ih = dgi.t() @ x if need[2] else None  # (3H, I)
+        dw_hh = None
+        if need[3]:
+            if reset_after:
+                dw_hh = dgh.t() @ hprev  # (3H, H)
+            else:
+                rh = gates[:, :H] * hprev  # (S, H) r ⊙ h, the operand of W_hn
+                dw_hh = torch.cat((dgh[:, : 2 * H].t() @ hprev, dgh[:, 2 * H :].t() @ rh))
+        db_ih = dgi.sum(0) if has_bias and need[4] else None  # (3H,)
+        db_hh = dgh.sum(0) if has_bias and need[5] else None  # (3H,)
+        return dx, dh0 if need[1] else None, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
+
+
+def gru_direction(
+    loops: Loops,
+    x: Tensor,
+    h0: Tensor,
+    weights: Weights,
+    batch_sizes: Tensor,
+    *,
+    reverse: bool,
+    reset_after: bool,
+) -> tuple[Tensor, Tensor]:
+    """x (S, I) rows of all steps, h0 (N, H) → out (S, H), h_n (N, H); autograd only if needed."""
+    w = weights
+    tensors = (x, h0, w.w_ih, w.w_hh, w.b_ih, w.b_hh)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return GRUFunction.apply(*tensors, batch_sizes, reverse, reset_after, loops)
+    gi = x @ w.w_ih.t() if w.b_ih is None else torch.addmm(w.b_ih, x, w.w_ih.t())  # (S, 3H)
+    w_hh_t = w.w_hh.t().contiguous()  # (H, 3H)
+    out, _, _, h_n = loops.forward(
+        gi, h0.contiguous(), w_hh_t, w.b_hh, batch_sizes, reverse, reset_after, False
+    )
+    return out, h_n
+
+
+def run_with(
+    loops: Loops,
+    spec: CellSpec,
+    x: Tensor,
+    batch_sizes: Tensor | None,
+    state: tuple[Tensor, ...],
+    weights: Weights,
+    *,
+    reverse: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The backend contract (``grukit.backends.spec``) on top of a pair of serial loops."""
+    if spec.kind != "gru":
+        raise ValueError(f"{name} backend: computes only the GRU, got cell kind {spec.kind!r}")
+    if batch_sizes is None:
+        T, N, I = x.shape
+        sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
+        rows = x.reshape(T * N, I)  # (T·N, I)
+    else:
+        sizes, rows = batch_sizes, x  # (T,), (S, I)
+    out, h_n = gru_direction(
+        loops, rows, state[0], weights, sizes, reverse=reverse, reset_after=spec.reset_after
+    )
+    if batch_sizes is None:
+        out = out.view(T, N, -1)  # (T, N, H)
+    return out, (h_n,)
+
+
+def available() -> bool:
+    return True
+
+
+def supports(spec: CellSpec, x: Tensor) -> bool:
+    return spec.kind == "gru"
+
+
+def run(
+    spec: CellSpec,
+    x: Tensor,
+    batch_sizes: Tensor | None,
+    state: tuple[Tensor, ...],
+    weights: Weights,
+    *,
+    reverse: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction of one GRU layer through ``GRUFunction`` with the torch-op loops."""
+    return run_with(TORCH_LOOPS, spec, x, batch_sizes, state, weights, reverse=reverse)
