@@ -2,7 +2,9 @@
 
 The teaching core of grukit and an oracle independent of torch: every line of the
 math is visible, and every gradient is checked against torch autograd and against
-central finite differences. Nothing here imports torch or the rest of grukit.
+central finite differences. No module here imports torch or the rest of grukit
+(``import grukit.scratch`` still runs ``grukit/__init__.py``, which does; the code
+below never touches it).
 
 Shapes: T time, N batch, I input size, H hidden size. Each layer is one function pair:
 
