@@ -26,8 +26,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+demo: $(STAMP)
+	$(BIN)/grukit lm demo --out runs/demo
+
 bench: $(STAMP)
-	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/speed.py --out bench-out
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
