@@ -133,6 +133,16 @@ LSTM = grukit.LSTM(3, 4)
             r"GRU: expected h_0 of dtype torch.float32 \(the weights'\), got torch.float64",
         ),
         (
+            lambda: GRU(torch.zeros(2, 1, 3, device="meta")),
+            ValueError,
+            r"GRU: expected input on device cpu \(the weights'\), got meta",
+        ),
+        (
+            lambda: GRU(torch.zeros(2, 1, 3), torch.zeros(2, 1, 4, device="meta")),
+            ValueError,
+            r"GRU: expected h_0 on device cpu \(the weights'\), got meta",
+        ),
+        (
             lambda: LSTM(torch.zeros(2, 1, 3), torch.zeros(1, 1, 4)),
             TypeError,
             r"LSTM: expected hx as a tuple \(h_0, c_0\), got Tensor",
