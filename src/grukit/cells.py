@@ -17,6 +17,9 @@ from torch import Tensor, nn
 
 from . import _checks as check
 from . import functional as F
+from .backends import CellSpec, check_backend_name, fused, native
+
+_GRU_SPEC = CellSpec("gru")  # native and fused compute both variants
 
 __all__ = ["RNNCellBase", "GRUCell", "RNNCell", "LSTMCell"]
 
@@ -101,6 +104,8 @@ class GRUCell(RNNCellBase):
         h' = (1 - z) \odot n + z \odot h
 
     input (N, I) or (I,); hx (N, H) or (H,) → h' of hx's shape.
+    Keyword-only backend: "auto" (the native C++ step on the CPU when built: one call for
+    the matvecs and gates), "native", "fused", or "reference"/"torch" (``functional``).
     """
 
     def __init__(
@@ -112,23 +117,42 @@ class GRUCell(RNNCellBase):
         dtype: torch.dtype | None = None,
         *,
         reset_after: bool = True,
+        backend: str = "auto",
     ) -> None:
         super().__init__(input_size, hidden_size, bias, 3, device, dtype)
         self.reset_after = check.flag(type(self).__name__, "reset_after", reset_after)
+        self.backend = check_backend_name(type(self).__name__, backend)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
-        out = F.gru_cell(
-            x,
-            h,
-            self.weight_ih,
-            self.weight_hh,
-            self.bias_ih,
-            self.bias_hh,
-            reset_after=self.reset_after,
-        )  # (N, H)
+        w = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        kernel = self._kernel(x)
+        if kernel is None:
+            out = F.gru_cell(x, h, *w, reset_after=self.reset_after)  # (N, H)
+        elif kernel is native.NATIVE_LOOPS and not (
+            torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h, *w))
+        ):
+            out = native.gru_cell(x, h, *w, reset_after=self.reset_after)  # (N, H), one C++ call
+        else:  # one step of the fused Function: hand-written backward
+            steps = torch.tensor([x.shape[0]])  # (T=1,) all N rows run
+            out = fused.GRUFunction.apply(x, h, *w, steps, False, self.reset_after, kernel)[0]
         return out.squeeze(0) if unbatched else out
+
+    def _kernel(self, x: Tensor) -> fused.Loops | None:
+        """The fused loops this step runs through, or None for ``functional.gru_cell``."""
+        if self.backend == "fused":
+            return fused.TORCH_LOOPS
+        if self.backend == "native":
+            if not native.supports(_GRU_SPEC, x):
+                raise ValueError(
+                    f"GRUCell: backend 'native' expects CPU float32/float64 input, "
+                    f"got {x.device.type}/{x.dtype}"
+                )
+            return native.NATIVE_LOOPS
+        if self.backend == "auto" and native.supports(_GRU_SPEC, x) and native.available():
+            return native.NATIVE_LOOPS
+        return None  # "torch", "reference", or auto without the native kernel
 
 
 class RNNCell(RNNCellBase):

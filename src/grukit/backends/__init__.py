@@ -1,6 +1,7 @@
 """How one layer's time loop runs: backend selection.
 
     reference  Python loop over ``grukit.functional`` cells (autograd); the oracle.
+    native     the fused GRU's loops compiled for the CPU (C++, built on first use).
     fused      GRU as an ``autograd.Function``: one input GEMM for the whole sequence, fused
                gates per step, hand-written BPTT, weight gradients as big GEMMs (any device).
     torch      torch's own kernels, where they compute the same function.
@@ -16,7 +17,7 @@ from types import ModuleType
 
 from torch import Tensor
 
-from . import fused, reference, torch_builtin
+from . import fused, native, reference, torch_builtin
 from .spec import CellSpec, Weights, reverse_packed_index
 
 __all__ = [
@@ -30,9 +31,13 @@ __all__ = [
 ]
 
 #: Every backend, in the order "auto" prefers them (fastest exact first).
+#: native first (CPU GRU); torch before fused: torch's kernels are faster than the torch-op
+#: loops where they compute the same function (every cell but the reset_after=False GRU;
+#: cuDNN on CUDA), and fused covers the rest on any device.
 BACKENDS: dict[str, ModuleType] = {
-    fused.name: fused,
+    native.name: native,
     torch_builtin.name: torch_builtin,
+    fused.name: fused,
     reference.name: reference,
 }
 

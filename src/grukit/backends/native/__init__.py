@@ -1,0 +1,89 @@
+"""The "native" backend: the fused GRU's serial loops compiled for the CPU (``gru.cpp``).
+
+Same autograd.Function as ``grukit.backends.fused`` (input GEMM for all steps, hand-written
+BPTT, weight gradients as large GEMMs); only the per-step loops are C++: one GEMM plus
+vectorised gate arithmetic per step. Built on first use (``build.py``). Also provides
+``gru_cell``, one GRUCell step in one C++ call, for streaming inference.
+Contract and shapes: ``grukit.backends.spec``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import fused
+from ..spec import CellSpec, Weights
+from . import build
+
+name = "native"
+
+__all__ = ["available", "supports", "run", "gru_cell", "NativeLoops", "name"]
+
+
+class NativeLoops:
+    """``grukit.backends.fused.Loops`` in C++ (CPU, float32/float64)."""
+
+    def forward(
+        self, gi: Tensor, h0: Tensor, w_hh_t: Tensor, b_hh: Tensor | None,
+        batch_sizes: Tensor, reverse: bool, reset_after: bool, save: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+        ext = build.load()
+        out, gates, hn, h_n = ext.gru_forward(
+            gi, h0, w_hh_t, b_hh, batch_sizes, reverse, reset_after, save
+        )
+        return out, gates, hn, h_n
+
+    def backward(
+        self, dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, hprev: Tensor,
+        w_hh: Tensor, batch_sizes: Tensor, reverse: bool, reset_after: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        ext = build.load()
+        dgi, dgh, dh0 = ext.gru_backward(
+            dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after
+        )
+        return dgi, dgh, dh0
+
+
+NATIVE_LOOPS = NativeLoops()
+
+
+def available() -> bool:
+    """Whether the kernel is built (or can be built now); builds it on first call."""
+    return build.load() is not None
+
+
+def supports(spec: CellSpec, x: Tensor) -> bool:
+    return (
+        spec.kind == "gru" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    )
+
+
+def run(
+    spec: CellSpec,
+    x: Tensor,
+    batch_sizes: Tensor | None,
+    state: tuple[Tensor, ...],
+    weights: Weights,
+    *,
+    reverse: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One direction of one GRU layer through ``fused.GRUFunction`` with the C++ loops."""
+    return fused.run_with(NATIVE_LOOPS, spec, x, batch_sizes, state, weights, reverse=reverse)
+
+
+def gru_cell(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    *,
+    reset_after: bool,
+) -> Tensor:
+    """One GRU step in one C++ call, no autograd: x (N, I), h (N, H) → h' (N, H).
+
+    Same function as ``grukit.functional.gru_cell``; the caller validates shapes.
+    """
+    return build.load().gru_cell(x, h, w_ih, w_hh, b_ih, b_hh, reset_after)

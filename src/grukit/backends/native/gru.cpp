@@ -1,0 +1,338 @@
+// The serial loops of grukit's fused GRU (grukit/backends/fused.py), compiled for the CPU.
+//
+// Shapes: S rows of all steps (T·N padded, or sum(batch_sizes) packed), N batch, H hidden.
+// Packed data: step t owns rows [off_t, off_t + N_t); rows b >= N_t keep their state.
+// Gate order r, z, n (torch's). Element-wise work is vectorised with at::vec::Vectorized,
+// which uses AVX2 only when the build defines CPU_CAPABILITY_AVX2 (see build.py).
+//
+//   forward   a_r = gi_r + gh_r, a_z = gi_z + gh_z            (gh = h W_hhᵀ + b_hh)
+//             r = σ(a_r), z = σ(a_z)
+//             n = tanh(gi_n + r ⊙ hn), hn = W_hn h + b_hn      (reset_after)
+//             n = tanh(gi_n + W_hn (r ⊙ h) + b_hn)             (reset_after = false)
+//             h' = n + z ⊙ (h − n)
+//   backward  d = dh' (+ dout_t);  da_n = d (1 − z)(1 − n²);  da_z = d (h − n) z (1 − z)
+//             reset_after:  da_r = da_n hn r (1 − r);  dgi = [da_r, da_z, da_n],
+//                           dgh = [da_r, da_z, da_n r];  dh = d z + dgh W_hh
+//             otherwise:    drh = da_n W_hn;  da_r = drh h r (1 − r);  dgi = dgh = [da_r, da_z, da_n]
+//                           dh = d z + drh r + [da_r, da_z] [W_hr; W_hz]
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+using at::vec::Vectorized;
+
+template <typename T>
+inline Vectorized<T> vsigmoid(const Vectorized<T>& a) {
+  const Vectorized<T> one(T(1));
+  return one / (one + a.neg().exp());
+}
+
+// f(j, count) over [0, H) in vector-sized pieces, the last one partial.
+template <typename T, typename F>
+inline void vec_cols(int64_t H, const F& f) {
+  constexpr int64_t V = Vectorized<T>::size();
+  int64_t j = 0;
+  for (; j + V <= H; j += V) f(j, V);
+  if (j < H) f(j, H - j);
+}
+
+// Rows [0, n) in parallel when there is enough work to pay for the threads.
+template <typename F>
+inline void rows(int64_t n, int64_t H, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1));
+  if (n * H < 65536) {
+    f(0, n);
+  } else {
+    at::parallel_for(0, n, grain, f);
+  }
+}
+
+struct Steps {
+  std::vector<int64_t> size, offset;  // per time step t: N_t and first row
+  explicit Steps(const Tensor& batch_sizes) {
+    auto bs = batch_sizes.to(at::kLong).contiguous();
+    const int64_t* p = bs.data_ptr<int64_t>();
+    int64_t off = 0;
+    for (int64_t t = 0; t < bs.numel(); ++t) {
+      size.push_back(p[t]);
+      offset.push_back(off);
+      off += p[t];
+    }
+  }
+  int64_t T() const { return static_cast<int64_t>(size.size()); }
+};
+
+Tensor bias_or_zeros(const c10::optional<Tensor>& b, int64_t n, const Tensor& like) {
+  return b.has_value() && b->defined() ? b->contiguous() : at::zeros({n}, like.options());
+}
+
+// Pointers below are row 0 of the step's rows; b is b_hh (3H,) (zeros without bias).
+
+// reset_after: r, z, n and h' from gi (n, 3H) and gh = h W_hhᵀ (n, 3H) in one pass.
+template <typename T>
+void gates_reset_after(int64_t n, int64_t H, const T* gi, const T* gh, const T* b, T* h, T* out,
+                       T* gates, T* hn_save) {
+  using V = Vectorized<T>;
+  rows(n, H, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T* gi_i = gi + i * 3 * H;
+      const T* gh_i = gh + i * 3 * H;
+      T* h_i = h + i * H;
+      T* out_i = out + i * H;
+      vec_cols<T>(H, [&](int64_t j, int64_t c) {
+        V r = vsigmoid(V::loadu(gi_i + j, c) + (V::loadu(gh_i + j, c) + V::loadu(b + j, c)));
+        V z = vsigmoid(V::loadu(gi_i + H + j, c) +
+                       (V::loadu(gh_i + H + j, c) + V::loadu(b + H + j, c)));
+        V hn = V::loadu(gh_i + 2 * H + j, c) + V::loadu(b + 2 * H + j, c);
+        V nn = (V::loadu(gi_i + 2 * H + j, c) + r * hn).tanh();
+        V hp = V::loadu(h_i + j, c);
+        V hnew = nn + z * (hp - nn);
+        hnew.store(h_i + j, c);
+        hnew.store(out_i + j, c);
+        if (gates) {
+          T* g_i = gates + i * 3 * H;
+          r.store(g_i + j, c);
+          z.store(g_i + H + j, c);
+          nn.store(g_i + 2 * H + j, c);
+          hn.store(hn_save + i * H + j, c);
+        }
+      });
+    }
+  });
+}
+
+// reset_after = false, first half: r, z into gates (n, 3H) and r ⊙ h into rh (n, H),
+// from gh = h [W_hr; W_hz]ᵀ (n, 2H).
+template <typename T>
+void gates_rz(int64_t n, int64_t H, const T* gi, const T* gh, const T* b, const T* h, T* gates,
+              T* rh) {
+  using V = Vectorized<T>;
+  rows(n, H, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T* gi_i = gi + i * 3 * H;
+      const T* gh_i = gh + i * 2 * H;
+      T* g_i = gates + i * 3 * H;
+      vec_cols<T>(H, [&](int64_t j, int64_t c) {
+        V r = vsigmoid(V::loadu(gi_i + j, c) + (V::loadu(gh_i + j, c) + V::loadu(b + j, c)));
+        V z = vsigmoid(V::loadu(gi_i + H + j, c) +
+                       (V::loadu(gh_i + H + j, c) + V::loadu(b + H + j, c)));
+        (r * V::loadu(h + i * H + j, c)).store(rh + i * H + j, c);
+        r.store(g_i + j, c);
+        z.store(g_i + H + j, c);
+      });
+    }
+  });
+}
+
+// reset_after = false, second half: n = tanh(gi_n + ghn + b_hn) and h', ghn = (r ⊙ h) W_hnᵀ.
+template <typename T>
+void gates_n(int64_t n, int64_t H, const T* gi, const T* ghn, const T* b, T* h, T* out,
+             T* gates) {
+  using V = Vectorized<T>;
+  rows(n, H, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      T* g_i = gates + i * 3 * H;
+      vec_cols<T>(H, [&](int64_t j, int64_t c) {
+        V a = V::loadu(gi + i * 3 * H + 2 * H + j, c) +
+              (V::loadu(ghn + i * H + j, c) + V::loadu(b + 2 * H + j, c));
+        V nn = a.tanh();
+        V z = V::loadu(g_i + H + j, c);
+        V hp = V::loadu(h + i * H + j, c);
+        V hnew = nn + z * (hp - nn);
+        nn.store(g_i + 2 * H + j, c);
+        hnew.store(h + i * H + j, c);
+        hnew.store(out + i * H + j, c);
+      });
+    }
+  });
+}
+
+// Backward element-wise work of one step. d = dh + dout (n, H) is formed here; dh is left
+// holding d ⊙ z (the direct path), the GEMM term is added by the caller.
+template <typename T>
+void backward_gates(int64_t n, int64_t H, bool reset_after, const T* dout, T* dh, const T* gates,
+                    const T* hn, const T* hprev, T* dgi, T* dgh) {
+  using V = Vectorized<T>;
+  const V one(T(1));
+  rows(n, H, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T* g_i = gates + i * 3 * H;
+      T* dgi_i = dgi + i * 3 * H;
+      vec_cols<T>(H, [&](int64_t j, int64_t c) {
+        V d = V::loadu(dh + i * H + j, c) + V::loadu(dout + i * H + j, c);
+        V r = V::loadu(g_i + j, c), z = V::loadu(g_i + H + j, c);
+        V nn = V::loadu(g_i + 2 * H + j, c);
+        V hp = V::loadu(hprev + i * H + j, c);
+        V da_n = d * (one - z) * (one - nn * nn);
+        V da_z = d * (hp - nn) * z * (one - z);
+        (d * z).store(dh + i * H + j, c);
+        da_z.store(dgi_i + H + j, c);
+        da_n.store(dgi_i + 2 * H + j, c);
+        if (reset_after) {
+          V da_r = da_n * V::loadu(hn + i * H + j, c) * r * (one - r);
+          T* dgh_i = dgh + i * 3 * H;
+          da_r.store(dgi_i + j, c);
+          da_r.store(dgh_i + j, c);
+          da_z.store(dgh_i + H + j, c);
+          (da_n * r).store(dgh_i + 2 * H + j, c);
+        }
+      });
+    }
+  });
+}
+
+// reset_after = false, after drh = da_n W_hn (n, H): da_r into dgi and dh += drh ⊙ r.
+template <typename T>
+void backward_r(int64_t n, int64_t H, const T* drh, const T* gates, const T* hprev, T* dh,
+                T* dgi) {
+  using V = Vectorized<T>;
+  const V one(T(1));
+  rows(n, H, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      vec_cols<T>(H, [&](int64_t j, int64_t c) {
+        V r = V::loadu(gates + i * 3 * H + j, c);
+        V g = V::loadu(drh + i * H + j, c);
+        (g * V::loadu(hprev + i * H + j, c) * r * (one - r)).store(dgi + i * 3 * H + j, c);
+        (V::loadu(dh + i * H + j, c) + g * r).store(dh + i * H + j, c);
+      });
+    }
+  });
+}
+
+}  // namespace
+
+// gi (S, 3H), h0 (N, H), w_hh_t (H, 3H) contiguous, b_hh (3H,) or None, batch_sizes (T,).
+// → out (S, H), gates (S or 0, 3H) [r, z, n], hn (S or 0, H), h_n (N, H).
+std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tensor& w_hh_t,
+                                const c10::optional<Tensor>& b_hh, const Tensor& batch_sizes,
+                                bool reverse, bool reset_after, bool save) {
+  TORCH_CHECK(gi_.device().is_cpu(), "grukit native: expected CPU tensors");
+  const Tensor gi = gi_.contiguous();
+  const int64_t S = gi.size(0), N = h0.size(0), H = h0.size(1);
+  const Steps steps(batch_sizes);
+  auto opt = gi.options();
+  Tensor out = at::empty({S, H}, opt);
+  // reset_after = false needs r, z within a step even for inference: N scratch rows suffice.
+  Tensor gates = at::empty({save ? S : (reset_after ? 0 : N), 3 * H}, opt);
+  Tensor hn = at::empty({save && reset_after ? S : 0, H}, opt);
+  Tensor h = h0.contiguous().clone();  // (N, H) running state
+  Tensor gh = at::empty({N, reset_after ? 3 * H : 2 * H}, opt);
+  Tensor ghn = at::empty({reset_after ? 0 : N, H}, opt);
+  Tensor rh = at::empty({reset_after ? 0 : N, H}, opt);
+  Tensor b = bias_or_zeros(b_hh, 3 * H, gi);
+  Tensor w_rz = w_hh_t.narrow(1, 0, 2 * H), w_n = w_hh_t.narrow(1, 2 * H, H);  // (H, 2H), (H, H)
+  AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "gru_forward", [&] {
+    using T = scalar_t;
+    for (int64_t k = 0; k < steps.T(); ++k) {
+      const int64_t t = reverse ? steps.T() - 1 - k : k, n = steps.size[t], off = steps.offset[t];
+      Tensor hv = h.narrow(0, 0, n);
+      Tensor ghv = gh.narrow(0, 0, n);  // (N_t, 3H) or (N_t, 2H)
+      at::mm_out(ghv, hv, reset_after ? w_hh_t : w_rz);
+      const T* gi_t = gi.data_ptr<T>() + off * 3 * H;
+      T* out_t = out.data_ptr<T>() + off * H;
+      if (reset_after) {
+        gates_reset_after<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t,
+                             save ? gates.data_ptr<T>() + off * 3 * H : nullptr,
+                             save ? hn.data_ptr<T>() + off * H : nullptr);
+      } else {
+        T* g = gates.data_ptr<T>() + (save ? off * 3 * H : 0);
+        gates_rz<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), g,
+                    rh.data_ptr<T>());
+        Tensor ghnv = ghn.narrow(0, 0, n);  // (N_t, H)
+        at::mm_out(ghnv, rh.narrow(0, 0, n), w_n);
+        gates_n<T>(n, H, gi_t, ghn.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t, g);
+      }
+    }
+  });
+  return {out, gates, hn, h};
+}
+
+// dout (S, H), dh_n (N, H), gates (S, 3H), hn (S, H) or empty, hprev (S, H), w_hh (3H, H).
+// → dgi (S, 3H), dgh (S, 3H) (the same tensor for reset_after = false), dh0 (N, H).
+std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const Tensor& gates_,
+                                 const Tensor& hn_, const Tensor& hprev_, const Tensor& w_hh_,
+                                 const Tensor& batch_sizes, bool reverse, bool reset_after) {
+  const Tensor dout = dout_.contiguous(), gates = gates_.contiguous(), hn = hn_.contiguous();
+  const Tensor hprev = hprev_.contiguous(), w_hh = w_hh_.contiguous();
+  const int64_t S = dout.size(0), N = dh_n.size(0), H = dh_n.size(1);
+  const Steps steps(batch_sizes);
+  auto opt = dout.options();
+  Tensor dgi = at::empty({S, 3 * H}, opt);
+  Tensor dgh = reset_after ? at::empty({S, 3 * H}, opt) : dgi;
+  Tensor dh = dh_n.contiguous().clone();  // (N, H)
+  Tensor drh = at::empty({reset_after ? 0 : N, H}, opt);
+  Tensor w_rz = w_hh.narrow(0, 0, 2 * H), w_n = w_hh.narrow(0, 2 * H, H);  // (2H, H), (H, H)
+  AT_DISPATCH_FLOATING_TYPES(dout.scalar_type(), "gru_backward", [&] {
+    using T = scalar_t;
+    for (int64_t k = steps.T() - 1; k >= 0; --k) {  // the forward pass's order, reversed
+      const int64_t t = reverse ? steps.T() - 1 - k : k, n = steps.size[t], off = steps.offset[t];
+      T* dgi_t = dgi.data_ptr<T>() + off * 3 * H;
+      const T* g_t = gates.data_ptr<T>() + off * 3 * H;
+      const T* hp_t = hprev.data_ptr<T>() + off * H;
+      backward_gates<T>(n, H, reset_after, dout.data_ptr<T>() + off * H, dh.data_ptr<T>(), g_t,
+                        reset_after ? hn.data_ptr<T>() + off * H : nullptr, hp_t, dgi_t,
+                        reset_after ? dgh.data_ptr<T>() + off * 3 * H : nullptr);
+      Tensor dhv = dh.narrow(0, 0, n);
+      Tensor dg = dgh.narrow(0, off, n);  // (N_t, 3H)
+      if (reset_after) {
+        dhv.addmm_(dg, w_hh);
+      } else {
+        Tensor drhv = drh.narrow(0, 0, n);  // (N_t, H)
+        at::mm_out(drhv, dg.narrow(1, 2 * H, H), w_n);
+        backward_r<T>(n, H, drh.data_ptr<T>(), g_t, hp_t, dh.data_ptr<T>(), dgi_t);
+        dhv.addmm_(dg.narrow(1, 0, 2 * H), w_rz);
+      }
+    }
+  });
+  return {dgi, dgh, dh};
+}
+
+// One GRUCell step without autograd (the streaming case): x (N, I), h (N, H) → h' (N, H).
+Tensor gru_cell(const Tensor& x, const Tensor& h_, const Tensor& w_ih, const Tensor& w_hh,
+                const c10::optional<Tensor>& b_ih, const c10::optional<Tensor>& b_hh,
+                bool reset_after) {
+  const Tensor h = h_.contiguous();
+  const int64_t N = h.size(0), H = h.size(1);
+  Tensor gi = at::mm(x, w_ih.t());  // (N, 3H)
+  if (b_ih.has_value() && b_ih->defined()) gi.add_(*b_ih);
+  Tensor b = bias_or_zeros(b_hh, 3 * H, h);
+  Tensor out = h.clone();  // the state, updated in place: each element is read, then written
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gru_cell", [&] {
+    using T = scalar_t;
+    if (reset_after) {
+      Tensor gh = at::mm(h, w_hh.t());  // (N, 3H)
+      gates_reset_after<T>(N, H, gi.data_ptr<T>(), gh.data_ptr<T>(), b.data_ptr<T>(),
+                           out.data_ptr<T>(), out.data_ptr<T>(), nullptr, nullptr);
+    } else {
+      Tensor gh = at::mm(h, w_hh.narrow(0, 0, 2 * H).t());  // (N, 2H)
+      Tensor gates = at::empty({N, 3 * H}, h.options());
+      Tensor rh = at::empty({N, H}, h.options());
+      gates_rz<T>(N, H, gi.data_ptr<T>(), gh.data_ptr<T>(), b.data_ptr<T>(), out.data_ptr<T>(),
+                  gates.data_ptr<T>(), rh.data_ptr<T>());
+      Tensor ghn = at::mm(rh, w_hh.narrow(0, 2 * H, H).t());  // (N, H)
+      gates_n<T>(N, H, gi.data_ptr<T>(), ghn.data_ptr<T>(), b.data_ptr<T>(), out.data_ptr<T>(),
+                 out.data_ptr<T>(), gates.data_ptr<T>());
+    }
+  });
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("gru_forward", &gru_forward, "GRU forward loop (grukit.backends.fused.Loops)");
+  m.def("gru_backward", &gru_backward, "GRU BPTT loop (grukit.backends.fused.Loops)");
+  m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
+  m.def("cpu_capability", [] {
+#if defined(CPU_CAPABILITY_AVX2)
+    return std::string("AVX2");
+#else
+    return std::string("DEFAULT");
+#endif
+  }, "the at::vec instruction set this build was compiled for");
+}
