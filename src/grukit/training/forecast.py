@@ -71,7 +71,7 @@ class ForecastConfig:
 #: Settings that work on the bundled series (chosen on the validation part only).
 PRESETS: dict[str, dict[str, Any]] = {
     "airline": {"log": True, "diff": 12, "lookback": 24, "hidden_size": 32, "epochs": 150},
-    "co2": {"log": False, "diff": 52, "lookback": 104, "hidden_size": 32, "epochs": 40},
+    "co2": {"log": False, "diff": 52, "lookback": 104, "hidden_size": 32, "epochs": 15},
 }
 _GENERIC = {"log": False, "diff": 0, "hidden_size": 32, "epochs": 150, "lr": 3e-3}
 
@@ -198,9 +198,13 @@ def train_forecast(
     }
     start, best = 1, {"epoch": 0, "val_mae": float("inf"), "model": None}
     if resume and run.has_checkpoint():
-        old = run.read_config()
-        if old.get("config") != cfg["config"]:
-            raise ValueError(f"forecast: expected --resume with the config in {run.config}")
+        old = dict(run.read_config().get("config", {}), epochs=c.epochs)  # may extend
+        if old != cfg["config"]:
+            diff = sorted(k for k in old if old.get(k) != cfg["config"].get(k))
+            raise ValueError(
+                f"forecast: expected --resume with the settings in {run.config}, got "
+                f"different {', '.join(diff) or 'keys'}"
+            )
         state = run.load_checkpoint()
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -273,7 +277,7 @@ def _evaluate_test(model: Forecaster, p: Prepared, c: ForecastConfig, s: Series)
         "test_points": int(actual.shape[0]),
         "season": c.season,
         "mase_scale": scale,
-        "interval": [float(model.quantiles[0]), float(model.quantiles[-1])],
+        "interval": [round(float(model.quantiles[0]), 6), round(float(model.quantiles[-1]), 6)],
         "split": {
             "train": p.split.train_end,
             "validation": p.split.test_start - p.split.train_end,
