@@ -124,9 +124,11 @@ class GRUCell(RNNCellBase):
         self.backend = check_backend_name(type(self).__name__, backend)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
+        w = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        if self._streaming_call(input, hx):  # the checks below, cheaply, for the common case
+            return native.gru_cell(input, hx, *w, reset_after=self.reset_after)  # (N, H)
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
-        w = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         kernel = self._kernel(x)
         if kernel is None:
             out = F.gru_cell(x, h, *w, reset_after=self.reset_after)  # (N, H)
@@ -138,6 +140,28 @@ class GRUCell(RNNCellBase):
             steps = torch.tensor([x.shape[0]])  # (T=1,) all N rows run
             out = fused.GRUFunction.apply(x, h, *w, steps, False, self.reset_after, kernel)[0]
         return out.squeeze(0) if unbatched else out
+
+    def _streaming_call(self, x: object, h: object) -> bool:
+        """Whether this call is a batched CPU inference step for the native kernel with
+        inputs that pass every check of ``forward``: x (N, I) and h (N, H) like the weights."""
+        w = self.weight_ih
+        return (
+            type(x) is Tensor
+            and type(h) is Tensor
+            and self.backend in ("auto", "native")
+            and x.dim() == 2
+            and x.shape[1] == self.input_size
+            and h.shape == (x.shape[0], self.hidden_size)
+            and x.dtype == w.dtype == h.dtype
+            and x.dtype in (torch.float32, torch.float64)
+            and x.device == w.device == h.device
+            and x.device.type == "cpu"
+            and not (
+                torch.is_grad_enabled()
+                and any(t is not None and t.requires_grad for t in (x, h, *self.parameters()))
+            )
+            and native.available()
+        )
 
     def _kernel(self, x: Tensor) -> fused.Loops | None:
         """The fused loops this step runs through, or None for ``functional.gru_cell``."""

@@ -294,32 +294,76 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
   return {dgi, dgh, dh};
 }
 
+// out[i, r] = bias[r] + Σ_j a[i, j] w[r, j] for a (n, k), w (m, k) row-major, bias (m,) or
+// null. For the streaming step: small n, where a BLAS call costs more than the arithmetic.
+template <typename T>
+void small_matmul_nt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w,
+                     const T* bias, T* out, int64_t ldo) {
+  using V = Vectorized<T>;
+  constexpr int64_t W = V::size();
+  for (int64_t i = 0; i < n; ++i) {
+    const T* a_i = a + i * lda;
+    for (int64_t r = 0; r < m; ++r) {
+      const T* w_r = w + r * k;
+      V acc(T(0));
+      int64_t j = 0;
+      for (; j + W <= k; j += W) acc = at::vec::fmadd(V::loadu(a_i + j), V::loadu(w_r + j), acc);
+      T lanes[W];
+      acc.store(lanes);
+      T sum = 0;
+      for (int64_t l = 0; l < W; ++l) sum += lanes[l];
+      for (; j < k; ++j) sum += a_i[j] * w_r[j];
+      out[i * ldo + r] = (bias ? bias[r] : T(0)) + sum;
+    }
+  }
+}
+
 // One GRUCell step without autograd (the streaming case): x (N, I), h (N, H) → h' (N, H).
-Tensor gru_cell(const Tensor& x, const Tensor& h_, const Tensor& w_ih, const Tensor& w_hh,
-                const c10::optional<Tensor>& b_ih, const c10::optional<Tensor>& b_hh,
+// Small problems do the products here, without BLAS or temporaries; larger ones use at::mm.
+Tensor gru_cell(const Tensor& x_, const Tensor& h_, const Tensor& w_ih_, const Tensor& w_hh_,
+                const c10::optional<Tensor>& b_ih_, const c10::optional<Tensor>& b_hh,
                 bool reset_after) {
-  const Tensor h = h_.contiguous();
-  const int64_t N = h.size(0), H = h.size(1);
-  Tensor gi = at::mm(x, w_ih.t());  // (N, 3H)
-  if (b_ih.has_value() && b_ih->defined()) gi.add_(*b_ih);
-  Tensor b = bias_or_zeros(b_hh, 3 * H, h);
+  const Tensor x = x_.contiguous(), h = h_.contiguous();
+  const Tensor w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
+  const int64_t N = h.size(0), H = h.size(1), I = x.size(1);
+  const bool has_bias = b_hh.has_value() && b_hh->defined();
+  const Tensor b_ih = has_bias ? b_ih_->contiguous() : Tensor();
+  const Tensor b = bias_or_zeros(b_hh, 3 * H, h);
   Tensor out = h.clone();  // the state, updated in place: each element is read, then written
+  const bool small = N * 3 * H * (I + H) <= (1 << 20);
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gru_cell", [&] {
     using T = scalar_t;
-    if (reset_after) {
-      Tensor gh = at::mm(h, w_hh.t());  // (N, 3H)
-      gates_reset_after<T>(N, H, gi.data_ptr<T>(), gh.data_ptr<T>(), b.data_ptr<T>(),
-                           out.data_ptr<T>(), out.data_ptr<T>(), nullptr, nullptr);
+    std::vector<T> gi(N * 3 * H), gh(N * 3 * H), rh(reset_after ? 0 : N * H);
+    std::vector<T> gates(reset_after ? 0 : N * 3 * H);
+    const T* bi = has_bias ? b_ih.data_ptr<T>() : nullptr;
+    const int64_t G = reset_after ? 3 * H : 2 * H;  // rows of W_hh in the first product
+    if (small) {
+      small_matmul_nt<T>(N, 3 * H, I, x.data_ptr<T>(), I, w_ih.data_ptr<T>(), bi, gi.data(), 3 * H);
+      small_matmul_nt<T>(N, G, H, h.data_ptr<T>(), H, w_hh.data_ptr<T>(), nullptr, gh.data(), G);
     } else {
-      Tensor gh = at::mm(h, w_hh.narrow(0, 0, 2 * H).t());  // (N, 2H)
-      Tensor gates = at::empty({N, 3 * H}, h.options());
-      Tensor rh = at::empty({N, H}, h.options());
-      gates_rz<T>(N, H, gi.data_ptr<T>(), gh.data_ptr<T>(), b.data_ptr<T>(), out.data_ptr<T>(),
-                  gates.data_ptr<T>(), rh.data_ptr<T>());
-      Tensor ghn = at::mm(rh, w_hh.narrow(0, 2 * H, H).t());  // (N, H)
-      gates_n<T>(N, H, gi.data_ptr<T>(), ghn.data_ptr<T>(), b.data_ptr<T>(), out.data_ptr<T>(),
-                 out.data_ptr<T>(), gates.data_ptr<T>());
+      Tensor t_gi = at::from_blob(gi.data(), {N, 3 * H}, h.options());
+      Tensor t_gh = at::from_blob(gh.data(), {N, G}, h.options());
+      at::mm_out(t_gi, x, w_ih.t());
+      if (has_bias) t_gi.add_(b_ih);
+      at::mm_out(t_gh, h, w_hh.narrow(0, 0, G).t());
     }
+    if (reset_after) {
+      gates_reset_after<T>(N, H, gi.data(), gh.data(), b.data_ptr<T>(), out.data_ptr<T>(),
+                           out.data_ptr<T>(), nullptr, nullptr);
+      return;
+    }
+    gates_rz<T>(N, H, gi.data(), gh.data(), b.data_ptr<T>(), h.data_ptr<T>(), gates.data(),
+                rh.data());
+    const T* w_n = w_hh.data_ptr<T>() + 2 * H * H;  // W_hn (H, H)
+    if (small) {
+      small_matmul_nt<T>(N, H, H, rh.data(), H, w_n, nullptr, gh.data(), H);
+    } else {
+      Tensor t_ghn = at::from_blob(gh.data(), {N, H}, h.options());
+      at::mm_out(t_ghn, at::from_blob(rh.data(), {N, H}, h.options()),
+                 w_hh.narrow(0, 2 * H, H).t());
+    }
+    gates_n<T>(N, H, gi.data(), gh.data(), b.data_ptr<T>(), out.data_ptr<T>(), out.data_ptr<T>(),
+               gates.data());
   });
   return out;
 }
