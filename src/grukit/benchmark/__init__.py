@@ -1,0 +1,26 @@
+"""Speed benchmark of grukit's backends against torch.nn.GRU, ONNX Runtime and the
+GEMM-only bound (DESIGN.md §5); run it as ``grukit bench`` or ``benchmarks/speed.py``.
+
+    peers.py   the contenders at one grid point, on shared weights
+    ort.py     ONNX Runtime's GRU operator built with onnx.helper
+    gemm.py    the GEMM-only lower bound
+    timing.py  interleaved block timing, medians
+    memory.py  bytes saved for backward by a training step
+    report.py  ratios, targets, markdown
+    runner.py  the grid loop
+"""
+
+from .peers import GridPoint
+from .report import render_markdown
+from .runner import GRID, QUICK_GRID, BenchConfig, run_benchmark
+from .timing import TimingConfig
+
+__all__ = [
+    "GRID",
+    "QUICK_GRID",
+    "BenchConfig",
+    "GridPoint",
+    "TimingConfig",
+    "render_markdown",
+    "run_benchmark",
+]

@@ -1,0 +1,187 @@
+"""The contenders of the speed benchmark, built for one grid point on shared weights.
+
+Shapes: T time, N batch, I input size, H hidden size.
+
+Every contender runs the same one-layer GRU (reset_after=True, torch's weights) on
+the same input x (T, N, I) and state h0 (1, N, H):
+
+    torch.nn.GRU          the baseline every speed-up is measured against
+    grukit[<backend>]     ``grukit.GRU(..., backend=name)`` for each available backend
+                          (a backend that raises ValueError for the point is skipped)
+    torch.nn.GRUCell,     the streaming step only (T = 1): one call of the cell
+    grukit.GRUCell
+    onnxruntime           ONNX Runtime's GRU operator (inference only; needs onnxruntime)
+    gemm-bound            the same GEMMs alone (``grukit.benchmark.gemm``)
+
+A training step is forward + backward of the output against a fixed random gradient
+g (T, N, H), with gradients for x and every parameter (``torch.autograd.grad``, so
+nothing accumulates between calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+import grukit
+
+from .gemm import GemmBound
+from .memory import saved_bytes
+from .ort import ORTGRU, ort_available
+
+__all__ = ["BASELINE", "GEMM", "ORT", "Contender", "GridPoint", "build_contenders"]
+
+BASELINE = "torch.nn.GRU"
+ORT = "onnxruntime"
+GEMM = "gemm-bound"
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One benchmark configuration: input size I, hidden size H, batch N, time T."""
+
+    I: int
+    H: int
+    N: int
+    T: int
+
+    def __post_init__(self) -> None:
+        for name in ("I", "H", "N", "T"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"GridPoint: expected {name} a positive int, got {value!r}")
+
+    @property
+    def label(self) -> str:
+        return f"I={self.I} H={self.H} N={self.N} T={self.T}"
+
+    @property
+    def streaming(self) -> bool:
+        """One step of one sequence: the latency case."""
+        return self.T == 1 and self.N == 1
+
+
+@dataclass
+class Contender:
+    """One peer at one grid point.
+
+    infer: a no-grad forward. train: forward + backward. output: the forward's output
+    sequence as a (T, N, H) tensor, for the correctness check (None for the GEMM bound).
+    memory: bytes saved for backward by one training forward (None where meaningless).
+    """
+
+    name: str
+    infer: Callable[[], object] | None
+    train: Callable[[], object] | None
+    output: Callable[[], Tensor] | None
+    memory: Callable[[], int] | None
+
+
+def _layer_contender(name: str, m: nn.Module, x: Tensor, h0: Tensor, g: Tensor) -> Contender:
+    params = list(m.parameters())
+    xg = x.detach().clone().requires_grad_(True)  # (T, N, I)
+
+    @torch.no_grad()
+    def infer() -> object:
+        return m(x, h0)
+
+    def forward() -> Tensor:
+        return m(xg, h0)[0]  # (T, N, H)
+
+    def train() -> object:
+        return torch.autograd.grad(forward(), [xg, *params], g)
+
+    def output() -> Tensor:
+        with torch.no_grad():
+            return m(x, h0)[0]  # (T, N, H)
+
+    return Contender(name, infer, train, output, lambda: saved_bytes(forward, [xg, h0, g, *params]))
+
+
+def _cell_contender(name: str, cell: nn.Module, x: Tensor, h0: Tensor, g: Tensor) -> Contender:
+    params = list(cell.parameters())
+    x1, h1, g1 = x[0], h0[0], g[0]  # (N, I), (N, H), (N, H)
+    xg = x1.detach().clone().requires_grad_(True)
+
+    @torch.no_grad()
+    def infer() -> object:
+        return cell(x1, h1)
+
+    def forward() -> Tensor:
+        return cell(xg, h1)  # (N, H)
+
+    def train() -> object:
+        return torch.autograd.grad(forward(), [xg, *params], g1)
+
+    def output() -> Tensor:
+        with torch.no_grad():
+            return cell(x1, h1).unsqueeze(0)  # (1, N, H)
+
+    return Contender(
+        name, infer, train, output, lambda: saved_bytes(forward, [xg, h1, g1, *params])
+    )
+
+
+def build_contenders(
+    point: GridPoint,
+    *,
+    threads: int,
+    backends: list[str] | None = None,
+    seed: int = 0,
+) -> tuple[list[Contender], list[str]]:
+    """Every contender for ``point``, on one set of weights drawn with ``seed``.
+
+    backends: grukit backends to include (default: ``grukit.available_backends()``).
+    Returns (contenders, notes), the notes saying what was skipped and why.
+    """
+    I, H, N, T = point.I, point.H, point.N, point.T
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    ref = nn.GRU(I, H)
+    x = torch.randn(T, N, I, generator=gen)  # (T, N, I)
+    h0 = torch.randn(1, N, H, generator=gen)  # (1, N, H)
+    g = torch.randn(T, N, H, generator=gen)  # (T, N, H) gradient of the output
+    contenders = [_layer_contender(BASELINE, ref, x, h0, g)]
+    notes: list[str] = []
+
+    for name in backends if backends is not None else grukit.available_backends():
+        layer = grukit.GRU(I, H, backend=name)
+        layer.load_state_dict(ref.state_dict())
+        try:
+            with torch.no_grad():
+                layer(x, h0)
+        except ValueError as err:
+            notes.append(f"{point.label}: grukit[{name}] skipped: {err}")
+            continue
+        contenders.append(_layer_contender(f"grukit[{name}]", layer, x, h0, g))
+
+    if point.T == 1:
+        cells = {"torch.nn.GRUCell": nn.GRUCell(I, H), "grukit.GRUCell": grukit.GRUCell(I, H)}
+        for name, cell in cells.items():
+            cell.load_state_dict({k[:-3]: v for k, v in ref.state_dict().items()})
+            contenders.append(_cell_contender(name, cell, x, h0, g))
+
+    if ort_available():
+        session = ORTGRU.from_module(ref, seq_len=T, batch=N, threads=threads)
+        xn, hn = x.numpy(), h0.numpy()
+        contenders.append(
+            Contender(
+                ORT,
+                lambda: session(xn, hn),
+                None,
+                lambda: torch.from_numpy(session(xn, hn)[0]),
+                None,
+            )
+        )
+    else:
+        notes.append(f"{point.label}: onnxruntime not installed: ORT column n/a")
+
+    h_prev = torch.randn(T, N, H, generator=gen)  # (T, N, H)
+    dgi = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)
+    dgh = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)
+    bound = GemmBound(x, h_prev, ref.weight_ih_l0, ref.weight_hh_l0, dgi, dgh)
+    contenders.append(Contender(GEMM, bound.inference, bound.training, None, None))
+    return contenders, notes

@@ -1,0 +1,178 @@
+"""The speed benchmark: every contender on every grid point, timed interleaved.
+
+``run_benchmark(BenchConfig())`` returns a JSON-ready dict (meta, points with their
+rows of times and ratios, raw block samples, targets, notes); ``render_markdown``
+in ``grukit.benchmark.report`` turns it into tables. Nothing here writes files; a
+tqdm progress bar goes to stderr when ``progress`` is on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .ort import SPINNING_NOTE, ort_version
+from .peers import Contender, GridPoint, build_contenders
+from .report import Measurement, check_targets, summarize
+from .timing import TimingConfig, median, time_interleaved
+
+__all__ = ["GRID", "QUICK_GRID", "BenchConfig", "run_benchmark"]
+
+#: DESIGN.md §5: (I, H, N, T) — the d2l LM, a small series model, two large layers,
+#: and one streaming step.
+GRID: tuple[GridPoint, ...] = (
+    GridPoint(28, 256, 32, 35),
+    GridPoint(8, 64, 32, 50),
+    GridPoint(256, 512, 64, 100),
+    GridPoint(512, 1024, 16, 100),
+    GridPoint(64, 128, 1, 1),
+)
+
+#: A smoke run: every code path (sequence and streaming step) at toy sizes.
+QUICK_GRID: tuple[GridPoint, ...] = (GridPoint(8, 32, 4, 10), GridPoint(8, 32, 1, 1))
+
+#: Backends left out unless asked for: the reference backend is the readable oracle (a
+#: Python loop with autograd), not a speed contender, and at the large grid points its
+#: training step alone would take a third of the run's time budget.
+DEFAULT_SKIP: tuple[str, ...] = ("reference",)
+
+#: Largest |contender − nn.GRU| accepted before a contender is reported as wrong.
+OUTPUT_ATOL = 1e-4  # float32 over T ≤ 100 steps differs by ~1e-6; 1e-4 flags real errors
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What the benchmark runs."""
+
+    grid: tuple[GridPoint, ...] = GRID  # DESIGN.md §5's grid
+    threads: int = 2  # the target machine has 2 cores; ratios are per thread count
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    backends: tuple[str, ...] | None = None  # None: available ones but DEFAULT_SKIP
+    seed: int = 0  # weights and inputs; any seed measures the same work
+    progress: bool = True  # tqdm bar on stderr while the grid runs
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int):
+            raise TypeError(f"BenchConfig: expected threads to be an int, got {self.threads!r}")
+        if self.threads < 1:
+            raise ValueError(f"BenchConfig: expected threads >= 1, got {self.threads}")
+        if not self.grid:
+            raise ValueError("BenchConfig: expected at least one grid point, got none")
+
+
+def _max_error(contenders: list[Contender]) -> dict[str, float]:
+    """max |output − nn.GRU's output| for every contender that has an output."""
+    ref = contenders[0].output()  # (T, N, H), nn.GRU
+    errors = {}
+    for c in contenders[1:]:
+        if c.output is not None:
+            errors[c.name] = float((c.output().to(ref.dtype) - ref).abs().max())
+    return errors
+
+
+def _blocks(contenders: list[Contender], repeats: int) -> int:
+    fns = sum((c.infer is not None) + (c.train is not None) for c in contenders)
+    return fns * repeats
+
+
+def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
+    """Run the grid; see the module docstring for the result's layout."""
+    from tqdm.auto import tqdm
+
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    backends = list(cfg.backends) if cfg.backends is not None else _default_backends()
+    points, notes = [], []
+    try:
+        built = []
+        for point in cfg.grid:
+            contenders, point_notes = build_contenders(
+                point, threads=cfg.threads, backends=backends, seed=cfg.seed
+            )
+            built.append((point, contenders))
+            notes += point_notes
+        total = sum(_blocks(c, cfg.timing.repeats) for _, c in built)
+        bar = tqdm(
+            total=total, unit="block", file=sys.stderr, disable=not cfg.progress, dynamic_ncols=True
+        )
+        with bar:
+            for point, contenders in built:
+                bar.set_description(point.label)
+                points.append(_run_point(point, contenders, cfg, bar.update, notes))
+    finally:
+        torch.set_num_threads(old_threads)
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "threads": cfg.threads,
+        "torch": torch.__version__,
+        "onnxruntime": ort_version(),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
+        "processor": platform.processor() or "unknown",
+        "backends": backends,
+        "repeats": cfg.timing.repeats,
+        "timing": {
+            "block_s": cfg.timing.block_s,
+            "pause_s": cfg.timing.pause_s,
+            "warmup_s": cfg.timing.warmup_s,
+        },
+        "interleaving": "round-robin blocks, order rotated each round, "
+        f"{cfg.timing.pause_s * 1000:.0f} ms pause after every block",
+        "ort_threads": SPINNING_NOTE,
+        "memory": "bytes of distinct storages saved for backward by one training forward, "
+        "parameters and inputs excluded (grukit.benchmark.memory)",
+    }
+    return {"meta": meta, "points": points, "targets": check_targets(points), "notes": notes}
+
+
+def _default_backends() -> list[str]:
+    import grukit
+
+    return [b for b in grukit.available_backends() if b not in DEFAULT_SKIP]
+
+
+def _run_point(
+    point: GridPoint,
+    contenders: list[Contender],
+    cfg: BenchConfig,
+    on_block: Any,
+    notes: list[str],
+) -> dict[str, Any]:
+    errors = _max_error(contenders)
+    for name, err in errors.items():
+        if err > OUTPUT_ATOL:
+            notes.append(
+                f"{point.label}: {name} differs from nn.GRU by {err:.2e} (> {OUTPUT_ATOL})"
+            )
+    fns = {}
+    for c in contenders:
+        if c.infer is not None:
+            fns[f"{c.name}|infer"] = c.infer
+        if c.train is not None:
+            fns[f"{c.name}|train"] = c.train
+    samples = time_interleaved(fns, cfg.timing, on_block)
+    measurements = {}
+    for c in contenders:
+        inf = samples.get(f"{c.name}|infer")
+        tr = samples.get(f"{c.name}|train")
+        measurements[c.name] = Measurement(
+            infer_ms=None if inf is None else median(inf) * 1e3,
+            train_ms=None if tr is None else median(tr) * 1e3,
+            mem_bytes=None if c.memory is None else c.memory(),
+        )
+    return {
+        "I": point.I,
+        "H": point.H,
+        "N": point.N,
+        "T": point.T,
+        "label": point.label,
+        "rows": summarize(measurements),
+        "max_abs_err_vs_torch": errors,
+        "samples_ms": {k: [round(s * 1e3, 6) for s in v] for k, v in samples.items()},
+    }

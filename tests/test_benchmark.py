@@ -1,0 +1,168 @@
+"""grukit.benchmark: the ORT peer, the GEMM bound, the report's ratios, ``grukit bench``.
+
+No timings are asserted: only that the peers compute the right thing, that ratios are
+computed right from given times, and that the CLI writes what it promises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from grukit.benchmark.gemm import GemmBound
+from grukit.benchmark.peers import BASELINE, GEMM, ORT, GridPoint, build_contenders
+from grukit.benchmark.report import Measurement, check_targets, render_markdown, summarize
+from grukit.benchmark.timing import TimingConfig, median, time_interleaved
+from grukit.cli import main
+
+
+@pytest.mark.parametrize("T,N,I,H", [(7, 3, 5, 8), (1, 1, 4, 6)])
+def test_ort_gru_equals_torch_gru(T: int, N: int, I: int, H: int) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from grukit.benchmark.ort import ORTGRU
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(I, H)
+    x, h0 = torch.randn(T, N, I), torch.randn(1, N, H)
+    session = ORTGRU.from_module(gru, seq_len=T, batch=N, threads=1)
+    y, y_h = session(x.numpy(), h0.numpy())
+    with torch.no_grad():
+        out, h_n = gru(x, h0)
+    # float32, as DESIGN's interop contract: 1e-5.
+    torch.testing.assert_close(torch.from_numpy(y), out, rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(y_h), h_n, rtol=0, atol=1e-5)
+
+
+def test_gemm_bound_computes_the_gru_products() -> None:
+    T, N, I, H = 4, 3, 5, 6
+    g = torch.Generator().manual_seed(1)
+    x, h_prev = torch.randn(T, N, I, generator=g), torch.randn(T, N, H, generator=g)
+    w_ih, w_hh = torch.randn(3 * H, I, generator=g), torch.randn(3 * H, H, generator=g)
+    dgi, dgh = torch.randn(T, N, 3 * H, generator=g), torch.randn(T, N, 3 * H, generator=g)
+    bound = GemmBound(x, h_prev, w_ih, w_hh, dgi, dgh)
+    res = bound.training()
+    x64, h64 = x.double(), h_prev.double()
+    wi, wh, di, dh = w_ih.double(), w_hh.double(), dgi.double(), dgh.double()
+    for t in range(T):  # explicit per-step products, float64
+        torch.testing.assert_close(res.forward.gi[t].double(), x64[t] @ wi.T, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(res.forward.gh[t].double(), h64[t] @ wh.T, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(res.dh[t].double(), dh[t] @ wh, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(res.dx[t].double(), di[t] @ wi, rtol=1e-5, atol=1e-5)
+    dw_ih = sum(di[t].T @ x64[t] for t in range(T))  # (3H, I)
+    dw_hh = sum(dh[t].T @ h64[t] for t in range(T))  # (3H, H)
+    torch.testing.assert_close(res.dw_ih.double(), dw_ih, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(res.dw_hh.double(), dw_hh, rtol=1e-5, atol=1e-5)
+    inf = bound.inference()
+    torch.testing.assert_close(inf.gi.double(), (x64 @ wi.T), rtol=1e-5, atol=1e-5)
+
+
+def test_summarize_ratios_from_given_timings() -> None:
+    rows = summarize(
+        {
+            BASELINE: Measurement(infer_ms=4.0, train_ms=12.0, mem_bytes=1000),
+            "grukit[fused]": Measurement(infer_ms=2.0, train_ms=3.0, mem_bytes=500),
+            ORT: Measurement(infer_ms=1.0),
+            GEMM: Measurement(infer_ms=0.5, train_ms=2.0),
+        }
+    )
+    by = {r["contender"]: r for r in rows}
+    fused = by["grukit[fused]"]
+    assert fused["infer_speedup_vs_torch"] == pytest.approx(2.0)
+    assert fused["infer_speedup_vs_ort"] == pytest.approx(0.5)
+    assert fused["infer_over_gemm"] == pytest.approx(4.0)
+    assert fused["train_speedup_vs_torch"] == pytest.approx(4.0)
+    assert fused["train_over_gemm"] == pytest.approx(1.5)
+    assert fused["mem_ratio_vs_torch"] == pytest.approx(0.5)
+    assert by[BASELINE]["infer_speedup_vs_torch"] == pytest.approx(1.0)
+    assert by[ORT]["train_ms"] is None and by[ORT]["train_speedup_vs_torch"] is None
+    assert by[GEMM]["mem_ratio_vs_torch"] is None
+
+
+def test_summarize_without_ort_gives_none_and_markdown_says_na() -> None:
+    rows = summarize({BASELINE: Measurement(1.0, 2.0, 10), "grukit[x]": Measurement(0.5, 1.0, 5)})
+    assert all(r["infer_speedup_vs_ort"] is None for r in rows)
+    point = {"I": 2, "H": 3, "N": 4, "T": 5, "label": "p", "rows": rows}
+    targets = check_targets([point])
+    train = next(t for t in targets if t["target"].startswith("train ≥"))
+    assert (train["met"], train["of"], train["worst"]) == (1, 1, pytest.approx(2.0))
+    meta = {"threads": 1, "torch": "t", "onnxruntime": None, "repeats": 3, "ort_threads": ""}
+    md = render_markdown({"meta": meta, "points": [point], "targets": targets, "notes": []})
+    assert "| 2, 3, 4, 5 | grukit[x] | 0.500 | 2.00× | n/a |" in md
+
+
+def test_timing_interleaves_and_takes_medians() -> None:
+    order: list[str] = []
+    fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    cfg = TimingConfig(repeats=4, warmup_s=0.0, block_s=0.0, pause_s=0.0)
+    samples = time_interleaved(fns, cfg)
+    assert {k: len(v) for k, v in samples.items()} == {"a": 4, "b": 4}
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    with pytest.raises(ValueError, match="repeats"):
+        TimingConfig(repeats=0)
+
+
+def test_contenders_share_weights_and_match_torch() -> None:
+    contenders, _ = build_contenders(GridPoint(4, 8, 1, 1), threads=1)
+    names = [c.name for c in contenders]
+    assert names[0] == BASELINE and GEMM in names
+    assert "torch.nn.GRUCell" in names and "grukit.GRUCell" in names
+    ref = contenders[0].output()
+    for c in contenders[1:]:
+        if c.output is not None:
+            torch.testing.assert_close(c.output(), ref, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="GridPoint"):
+        GridPoint(0, 8, 1, 1)
+
+
+def test_cli_bench_quick_writes_json_and_markdown(tmp_path, capsys) -> None:
+    out = tmp_path / "bench"
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+            "--repeats",
+            "2",
+            "--backends",
+            "reference",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    result = json.loads((out / "speed.json").read_text())
+    assert set(result) == {"meta", "points", "targets", "notes"}
+    assert result["meta"]["threads"] == 1 and result["meta"]["repeats"] == 2
+    assert [(p["T"], p["N"]) for p in result["points"]] == [(10, 4), (1, 1)]
+    row_keys = {
+        "contender",
+        "infer_ms",
+        "infer_speedup_vs_torch",
+        "infer_speedup_vs_ort",
+        "infer_over_gemm",
+        "train_ms",
+        "train_speedup_vs_torch",
+        "train_over_gemm",
+        "mem_bytes",
+        "mem_ratio_vs_torch",
+    }
+    for p in result["points"]:
+        names = {r["contender"] for r in p["rows"]}
+        assert {BASELINE, "grukit[reference]", GEMM} <= names
+        for r in p["rows"]:
+            assert set(r) == row_keys
+            assert r["infer_ms"] is None or (r["infer_ms"] > 0 and math.isfinite(r["infer_ms"]))
+    md = (out / "speed.md").read_text()
+    assert "| I, H, N, T | contender |" in md and "grukit[reference]" in md
+    assert "speed.json" in capsys.readouterr().out
+
+
+def test_cli_bench_rejects_unknown_backend(tmp_path) -> None:
+    code = main(["bench", "--quick", "--out", str(tmp_path), "--backends", "nope"])
+    assert code == 2
