@@ -66,7 +66,7 @@ def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> ModuleType:
     """The backend module that runs ``spec`` on tensors like ``x``."""
     if backend == "auto":
         for mod in BACKENDS.values():
-            if mod.available() and mod.supports(spec, x):
+            if mod.supports(spec, x) and mod.available():
                 return mod
         return reference
     mod = BACKENDS[backend]
