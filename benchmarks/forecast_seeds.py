@@ -65,21 +65,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pm(xs: list[float]) -> str:
     sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{statistics.mean(xs):.3g} ± {sd:.2g}"
+    return f"{statistics.mean(xs):.4g} ± {sd:.2g}"
 
 
 def _table(results: dict[str, dict], n: int) -> str:
     rows = [
         f"| series | H | GRU test MAE (mean ± std, {n} seeds) | seasonal naive MAE | "
-        "naive MAE | GRU MASE | 80% interval coverage |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "naive MAE | GRU MASE | seasonal naive MASE | 80% interval coverage |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in results.items():
         b = r["baselines"]
         rows.append(
             f"| {name} ({r['frequency']}, m={r['season']}) | {r['horizon']} | {_pm(r['mae'])} | "
-            f"{b['seasonal_naive']['mae']:.3g} | {b['naive']['mae']:.3g} | {_pm(r['mase'])} | "
-            f"{_pm(r['coverage'])} |"
+            f"{b['seasonal_naive']['mae']:.4g} | {b['naive']['mae']:.4g} | {_pm(r['mase'])} | "
+            f"{b['seasonal_naive']['mase']:.3g} | {_pm(r['coverage'])} |"
         )
     return "\n".join(rows)
 
