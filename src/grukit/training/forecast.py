@@ -107,6 +107,11 @@ def resolve(config: ForecastConfig, series: Series) -> ForecastConfig:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"forecast: expected --{name.replace('_', '-')} >= 1, got {v!r}")
+    if not isinstance(c.validation, int) or not (c.validation == 0 or c.validation >= c.horizon):
+        raise ValueError(
+            f"forecast: expected --validation 0 (keep the last epoch) or >= the horizon "
+            f"({c.horizon}) so one validation window fits, got {c.validation!r}"
+        )
     if not isinstance(c.diff, int) or c.diff < 0:
         raise ValueError(f"forecast: expected --diff >= 0 (a lag), got {c.diff!r}")
     if c.strategy not in ("direct", "recursive"):
