@@ -81,13 +81,13 @@ def test_training_reduces_the_loss_on_a_sine() -> None:
     y = torch.stack([s[i + 12 : i + 15] for i in range(48)])[..., None]  # (48, 3, 1)
     model = Forecaster(1, 3, 8)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = float(model.loss(x, y))
+    first = model.loss(x, y).item()
     for _ in range(40):
         opt.zero_grad()
         loss = model.loss(x, y)
         loss.backward()
         opt.step()
-    assert float(loss) < 0.25 * first
+    assert loss.item() < 0.25 * first
 
 
 @pytest.mark.parametrize(
