@@ -1,2 +1,6 @@
-"""Models built on grukit's layers: ``charlm.CharLM`` (character-level language
-model) and ``forecaster.Forecaster`` (time-series forecasting)."""
+"""Models built on grukit's layers: ``CharLM`` (character-level language model,
+``charlm.py``) and ``Forecaster`` (time-series forecasting, ``forecaster.py``)."""
+
+from .forecaster import Forecaster
+
+__all__ = ["Forecaster"]
