@@ -45,7 +45,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
         if hint is bool:
-            g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            g.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS
+            )
             continue
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         optional = isinstance(hint, types.UnionType) and len(args) == 1
@@ -54,14 +56,14 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             flag,
             dest=f.name,
             type=_optional(base) if optional else base,
-            default=None,
+            default=argparse.SUPPRESS,
             metavar=f.name.upper(),
         )
     p.add_argument(
         "--raw-chars",
         dest="letters_only",
         action="store_false",
-        default=None,
+        default=argparse.SUPPRESS,
         help="every character a token (default: d2l's letters-only preprocessing)",
     )
 
@@ -100,7 +102,7 @@ def _config_from(args: argparse.Namespace):
 
     base = preset(args.preset)
     names = [f.name for f in dataclasses.fields(LMConfig)]
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    overrides = {n: getattr(args, n) for n in names if hasattr(args, n)}  # given options only
     return dataclasses.replace(base, **overrides), overrides
 
 

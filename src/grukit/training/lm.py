@@ -37,13 +37,21 @@ from ..data.text import (
     seq_data_iter_sequential,
     split_corpus,
 )
-from ..models.charlm import CharLM
+from ..models.charlm import CharLM, State
 from .checkpoint import load_weights, rng_state, save_weights, set_rng_state
 from .plots import plot_curves
 from .progress import progress
 from .run_dir import RunDir
 
-__all__ = ["PRESETS", "LMConfig", "evaluate", "generate", "load_run", "train"]
+__all__ = [
+    "PRESETS",
+    "LMConfig",
+    "evaluate",
+    "generate",
+    "load_run",
+    "train",
+    "train_step",
+]
 
 
 @dataclass(frozen=True)
@@ -297,6 +305,26 @@ def load_run(path: str | os.PathLike) -> tuple[CharLM, Vocab, LMConfig]:
     return model.eval(), vocab, config
 
 
+def train_step(
+    model: CharLM,
+    opt: torch.optim.Optimizer,
+    x: Tensor,
+    y: Tensor,
+    state: State | None,
+    *,
+    clip: float,
+) -> tuple[float, State]:
+    """One step on a batch X, Y (N, T): forward from ``state``, mean cross-entropy, backward,
+    clip the gradients' global norm to ``clip``, update. Returns (loss, final state)."""
+    logits, state = model(x, state)  # (T·N, V)
+    loss = F.cross_entropy(logits, y.t().reshape(-1))  # time-major targets (T·N,)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
+    opt.step()
+    return float(loss.detach()), state
+
+
 def _resolved_backend(model: CharLM) -> str:
     """The backend that "auto" (or the configured name) runs the model's layers on."""
     w = model.rnn.weight_ih_l0
@@ -385,13 +413,8 @@ def train(
                 state = model.detach_state(state)
             else:
                 state = None  # zeros: each epoch's start, every random batch
-            logits, state = model(x, state)
-            loss = F.cross_entropy(logits, y.t().reshape(-1))  # time-major targets (T·N,)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip, foreach=True)
-            opt.step()
-            loss_sum += float(loss.detach()) * y.numel()
+            loss, state = train_step(model, opt, x, y, state, clip=config.clip)
+            loss_sum += loss * y.numel()
             count += y.numel()
             bar.update(1 / len(batches))
             if i % 8 == 0:
