@@ -85,6 +85,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     """Run the grid; see the module docstring for the result's layout."""
     from tqdm.auto import tqdm
 
+    load_start = _loadavg()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     backends = list(cfg.backends) if cfg.backends is not None else _default_backends()
@@ -107,6 +108,8 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
                 points.append(_run_point(point, contenders, cfg, bar.update, notes))
     finally:
         torch.set_num_threads(old_threads)
+    load_end = _loadavg()
+    notes += _load_notes(load_start, load_end, cfg.threads)
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "threads": cfg.threads,
@@ -117,6 +120,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "processor": platform.processor() or "unknown",
         "backends": backends,
         "repeats": cfg.timing.repeats,
+        "loadavg_1min_start_end": [load_start, load_end],
         "timing": {
             "block_s": cfg.timing.block_s,
             "pause_s": cfg.timing.pause_s,
@@ -129,6 +133,34 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "parameters and inputs excluded (grukit.benchmark.memory)",
     }
     return {"meta": meta, "points": points, "targets": check_targets(points), "notes": notes}
+
+
+def _loadavg() -> float | None:
+    """The 1-minute load average (None where the OS does not report one)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _load_notes(start: float | None, end: float | None, threads: int) -> list[str]:
+    """A warning when other processes competed for the cores during the run.
+
+    With as many threads as cores, every OpenMP parallel region waits at its barrier
+    for a thread the OS has descheduled in favour of the other process: measured here,
+    nn.GRU's inference at (28, 256, 32, 35) went from ~9 ms to ~90-250 ms with 2 threads
+    beside one busy process, while 1 thread stayed near 9 ms. Times (and ratios between
+    peers with different numbers of parallel regions) are then not the kernels' own.
+    """
+    cores = os.cpu_count() or 1
+    if start is None or threads < cores or max(start, end or 0.0) < 0.5 * cores:
+        return []
+    return [
+        f"other processes loaded the CPU (1-min load average {start} at start, {end} at end, "
+        f"{cores} cores): with {threads} threads the OpenMP barriers wait on descheduled "
+        "threads and times are inflated, by up to 10-30× for many small ops; rerun on an "
+        "idle machine, or compare with --threads 1"
+    ]
 
 
 def _default_backends() -> list[str]:
