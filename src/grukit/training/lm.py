@@ -399,6 +399,7 @@ def train(
         bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
     )
     bar.update(start)
+    postfix: dict[str, str] = {}
     model.train()
     for epoch in range(start, last):
         t0 = time.perf_counter()
@@ -426,7 +427,8 @@ def train(
             count += y.numel()
             bar.update(1 / len(batches))
             if i % 8 == 0:
-                bar.set_postfix(ppl=f"{math.exp(loss_sum / count):.3f}")
+                postfix["ppl"] = f"{math.exp(loss_sum / count):.3f}"  # running, this epoch
+                bar.set_postfix(postfix)
         seconds = time.perf_counter() - t0
         val_ppl = None
         if len(val_part) >= 2:
@@ -449,11 +451,12 @@ def train(
         run.save_checkpoint(_checkpoint(model, opt, epoch + 1, totals))
         if (epoch + 1) % plot_every == 0 or epoch + 1 == last:
             _save_outputs(run, model, config, records)
-        bar.set_postfix(
+        postfix.update(
             ppl=f"{record['train_perplexity']:.3f}",
             val=f"{val_ppl:.3f}" if val_ppl is not None else "-",
             tok_s=f"{record['tokens_per_second']:,.0f}",
         )
+        bar.set_postfix(postfix)
     bar.close()
     final = records[-1] if records else {}
     summary = {
