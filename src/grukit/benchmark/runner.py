@@ -117,7 +117,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "onnxruntime": ort_version(),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
-        "processor": platform.processor() or "unknown",
+        "processor": _cpu_model(),
         "backends": backends,
         "repeats": cfg.timing.repeats,
         "loadavg_1min_start_end": [load_start, load_end],
@@ -133,6 +133,18 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "parameters and inputs excluded (grukit.benchmark.memory)",
     }
     return {"meta": meta, "points": points, "targets": check_targets(points), "notes": notes}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _loadavg() -> float | None:
