@@ -7,7 +7,7 @@
     grukit lm generate --run runs/d2l --prefix "time traveller" --length 50
     grukit lm demo --out runs/demo                         a short run, then a continuation
 
-Every field of ``grukit.training.lm.LMConfig`` is an option (``--hidden-size``, ``--lr``,
+Every field of ``grukit.training.lm_config.LMConfig`` is an option (``--hidden-size``, ``--lr``,
 ``--max-tokens none``, ``--letters-only/--raw-chars``, …), overriding the preset.
 """
 
@@ -37,7 +37,7 @@ def _optional(kind: type):
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
-    from ..training.lm import LMConfig
+    from ..training.lm_config import LMConfig
 
     hints = typing.get_type_hints(LMConfig)
     g = p.add_argument_group("config (override the preset)")
@@ -98,7 +98,7 @@ def register(subparsers) -> None:
 
 
 def _config_from(args: argparse.Namespace):
-    from ..training.lm import LMConfig, preset
+    from ..training.lm_config import LMConfig, preset
 
     base = preset(args.preset)
     names = [f.name for f in dataclasses.fields(LMConfig)]
