@@ -133,10 +133,13 @@ def render_markdown(result: dict[str, Any]) -> str:
     """The benchmark's result (as ``run_benchmark`` returns it) as markdown tables."""
     meta = result["meta"]
     load = meta.get("loadavg_1min_start_end")
+    share = meta.get("other_processes_cpu_share")
     lines = [
         f"Threads: {meta['threads']} · torch {meta['torch']} · onnxruntime "
         f"{meta['onnxruntime'] or 'n/a'} · median of {meta['repeats']} interleaved blocks · "
-        f"{meta['ort_threads']}" + (f" · 1-min load average {load[0]} → {load[1]}" if load else ""),
+        f"{meta['ort_threads']}"
+        + (f" · 1-min load average {load[0]} → {load[1]}" if load else "")
+        + (f" · other processes' CPU share {share:.0%}" if share is not None else ""),
         "",
         "| I, H, N, T | contender | infer ms | vs nn.GRU | vs ORT | / GEMM | train ms "
         "| vs nn.GRU | / GEMM | train mem / nn.GRU |",

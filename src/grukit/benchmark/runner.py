@@ -12,6 +12,7 @@ import datetime
 import os
 import platform
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     load_start = _loadavg()
+    busy_start, own_start, wall_start = _cpu_busy_s(), time.process_time(), time.perf_counter()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     backends = list(cfg.backends) if cfg.backends is not None else _default_backends()
@@ -109,7 +111,14 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     finally:
         torch.set_num_threads(old_threads)
     load_end = _loadavg()
-    notes += _load_notes(load_start, load_end, cfg.threads)
+    busy_end, own_end, wall_end = _cpu_busy_s(), time.process_time(), time.perf_counter()
+    other_share = None
+    if busy_start is not None and busy_end is not None:
+        other_s = (busy_end - busy_start) - (own_end - own_start)  # CPU-s of other processes
+        other_share = round(
+            max(0.0, other_s) / ((wall_end - wall_start) * (os.cpu_count() or 1)), 3
+        )
+    notes += _contention_notes(other_share, cfg.threads)
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "threads": cfg.threads,
@@ -121,6 +130,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "backends": backends,
         "repeats": cfg.timing.repeats,
         "loadavg_1min_start_end": [load_start, load_end],
+        "other_processes_cpu_share": other_share,
         "timing": {
             "block_s": cfg.timing.block_s,
             "pause_s": cfg.timing.pause_s,
@@ -155,8 +165,19 @@ def _loadavg() -> float | None:
         return None
 
 
-def _load_notes(start: float | None, end: float | None, threads: int) -> list[str]:
-    """A warning when other processes competed for the cores during the run.
+def _cpu_busy_s() -> float | None:
+    """CPU-seconds all processes have spent busy since boot (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat", encoding="utf-8") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _contention_notes(other_share: float | None, threads: int) -> list[str]:
+    """A warning when other processes used the cores during the run.
 
     With as many threads as cores, every OpenMP parallel region waits at its barrier
     for a thread the OS has descheduled in favour of the other process: measured here,
@@ -164,14 +185,13 @@ def _load_notes(start: float | None, end: float | None, threads: int) -> list[st
     beside one busy process, while 1 thread stayed near 9 ms. Times (and ratios between
     peers with different numbers of parallel regions) are then not the kernels' own.
     """
-    cores = os.cpu_count() or 1
-    if start is None or threads < cores or max(start, end or 0.0) < 0.5 * cores:
+    if other_share is None or other_share < 0.1:  # 10%: daemons and the shell stay below
         return []
     return [
-        f"other processes loaded the CPU (1-min load average {start} at start, {end} at end, "
-        f"{cores} cores): with {threads} threads the OpenMP barriers wait on descheduled "
-        "threads and times are inflated, by up to 10-30× for many small ops; rerun on an "
-        "idle machine, or compare with --threads 1"
+        f"other processes used {other_share:.0%} of the CPU during the run: with {threads} "
+        "thread(s) on a shared machine, OpenMP barriers wait on descheduled threads and "
+        "times are inflated, by up to 10-30× for many small ops; rerun on an idle machine, "
+        "or compare with --threads 1"
     ]
 
 
