@@ -6,9 +6,9 @@ version, so later processes load it in milliseconds. While it builds (about a mi
 2 cores) one line goes to stderr. Without a C++ compiler, or if the build fails, ``load()``
 returns None and warns once, saying why; "auto" then uses the "fused" backend.
 
-Vectorisation: ``at::vec::Vectorized`` uses AVX2 only when the build defines the CPU
-capability, so the flags are chosen from ``/proc/cpuinfo`` (avx2 and fma), else a plain
-``-O3`` build.
+Vectorisation: ``at::vec::Vectorized`` uses AVX-512 or AVX2 only when the build defines
+the CPU capability, so the flags are chosen from ``/proc/cpuinfo``: AVX-512 (avx512f, bw,
+dq, vl), else AVX2 (avx2 and fma), else a plain ``-O3`` build.
 """
 
 from __future__ import annotations
@@ -43,11 +43,17 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+AVX512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "fma"}
+
+
 def compile_flags() -> list[str]:
-    """-O3, plus AVX2 + FMA and the at::vec capability macros when the CPU has them."""
+    """-O3, plus AVX-512 (else AVX2 + FMA) and the at::vec capability macros if the CPU has them."""
     flags = ["-O3"]
     cpu = cpu_flags()
-    if {"avx2", "fma"} <= cpu:
+    if AVX512 <= cpu:
+        flags += ["-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512", "-mavx512f", "-mavx512bw"]
+        flags += ["-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c"]
+    elif {"avx2", "fma"} <= cpu:
         flags += ["-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2", "-mavx2", "-mfma"]
         if "f16c" in cpu:
             flags.append("-mf16c")
