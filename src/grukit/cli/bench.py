@@ -7,9 +7,6 @@ Writes ``DIR/speed.json`` (everything: meta, medians, ratios, block samples) and
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from grukit.benchmark import (
@@ -20,6 +17,7 @@ from grukit.benchmark import (
     render_markdown,
     run_benchmark,
 )
+from grukit.training.checkpoint import atomic_write, write_json
 
 #: --quick: few blocks, short ones — a smoke run, not a measurement.
 QUICK_TIMING = TimingConfig(repeats=3, warmup_s=0.01, block_s=0.005, pause_s=0.005)
@@ -66,20 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temporary file, fsync and rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """The BenchConfig the options describe; ValueError/TypeError on bad values."""
     timing = QUICK_TIMING if args.quick else TimingConfig()
@@ -121,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         "backends": args.backends,
     }
     table = render_markdown(result)
-    _write_atomic(out / "speed.json", json.dumps(result, indent=2) + "\n")
-    _write_atomic(out / "speed.md", table)
+    write_json(out / "speed.json", result)
+    atomic_write(out / "speed.md", table.encode())
     print(table, end="")
     print(f"wrote {out / 'speed.json'} and {out / 'speed.md'}")
     return 0

@@ -107,6 +107,18 @@ def _unpack(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return obj
 
 
+def _read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, header metadata) of a safetensors file; errors name the file."""
+    data = path.read_bytes()
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, json.JSONDecodeError) as err:
+        raise ValueError(f"expected {what} in {path}, got an unreadable file ({err})") from None
+    return tensors, meta
+
+
 def save_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
     """Save a nested structure holding tensors as one safetensors file, atomically."""
     tensors: dict[str, torch.Tensor] = {}
@@ -120,16 +132,12 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expected a checkpoint at {path}, found none")
-    data = path.read_bytes()
+    tensors, meta = _read_safetensors(path, "a grukit checkpoint")
     try:
-        tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_len])
-        skeleton = json.loads(header["__metadata__"][_META_KEY])
-        state = _unpack(skeleton, tensors)
-    except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
+        state = _unpack(json.loads(meta[_META_KEY]), tensors)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
         raise ValueError(
-            f"expected a grukit checkpoint in {path}, got an unreadable file ({err})"
+            f"expected a grukit checkpoint in {path}, got a foreign header ({err})"
         ) from None
     if not isinstance(state, dict):
         raise ValueError(f"expected a grukit checkpoint in {path}, got {type(state).__name__}")
@@ -159,14 +167,9 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expected model weights at {path}, found none")
-    data = path.read_bytes()
+    tensors, meta = _read_safetensors(path, "safetensors model weights")
     try:
-        tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
         config = json.loads(meta.get("config", "{}"))
-    except (SafetensorError, ValueError, json.JSONDecodeError) as err:
-        raise ValueError(
-            f"expected safetensors model weights in {path}, got an unreadable file ({err})"
-        ) from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"expected a JSON config in the header of {path}, got: {err}") from None
     return tensors, config
