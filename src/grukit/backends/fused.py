@@ -184,6 +184,21 @@ def prev_rows(batch_sizes: Tensor, reverse: bool) -> Tensor:
     return torch.where(ran, offsets[tpc] + b, S + b)  # (S,)
 
 
+def previous_states(out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool) -> Tensor:
+    """out (S, H), h0 (N, H) → the state before every row's step (S, H).
+
+    Padded input (every step runs all N rows) is a shift by one step; packed input gathers
+    rows with ``prev_rows``.
+    """
+    S, N = out.shape[0], h0.shape[0]
+    if S == batch_sizes.numel() * N:  # batch sizes sum to T·N and none exceeds N: all N
+        if reverse:
+            return torch.cat((out[N:], h0))  # (S, H) step t reads step t + 1
+        return torch.cat((h0, out[: S - N]))  # (S, H) step t reads step t − 1
+    index = prev_rows(batch_sizes, reverse).to(out.device)  # (S,)
+    return torch.cat((out, h0)).index_select(0, index)  # (S, H)
+
+
 class GRUFunction(torch.autograd.Function):
     """One GRU direction: (x (S, I), h0 (N, H), weights) → (out (S, H), h_n (N, H))."""
 
@@ -216,9 +231,7 @@ class GRUFunction(torch.autograd.Function):
         x, h0, w_ih, w_hh, out, gates, hn = ctx.saved_tensors
         batch_sizes, reverse, reset_after, loops, has_bias = ctx.meta
         H = h0.shape[1]
-        hprev = torch.cat((out, h0)).index_select(  # (S, H) state before every row's step
-            0, prev_rows(batch_sizes, reverse).to(out.device)
-        )
+        hprev = previous_states(out, h0, batch_sizes, reverse)  # (S, H)
         dgi, dgh, dh0 = loops.backward(
             dout.contiguous(),
             dh_n.contiguous(),
@@ -240,8 +253,15 @@ class GRUFunction(torch.autograd.Function):
             else:
                 rh = gates[:, :H] * hprev  # (S, H) r ⊙ h, the operand of W_hn
                 dw_hh = torch.cat((dgh[:, : 2 * H].t() @ hprev, dgh[:, 2 * H :].t() @ rh))
-        db_ih = dgi.sum(0) if has_bias and need[4] else None  # (3H,)
-        db_hh = dgh.sum(0) if has_bias and need[5] else None  # (3H,)
+        db_ih = db_hh = None
+        if has_bias and (need[4] or need[5]):
+            ones = dgh.new_ones(dgh.shape[0])  # (S,) column sums as GEMVs: 2x sum(0)
+            db_hh = ones @ dgh  # (3H,)
+            if reset_after:  # dgi and dgh share the r, z columns: sum only dgi's n columns
+                db_ih = torch.cat((db_hh[: 2 * H], ones @ dgi[:, 2 * H :]))  # (3H,)
+            else:
+                db_ih = db_hh  # dgi is dgh
+            db_ih, db_hh = (db_ih if need[4] else None), (db_hh if need[5] else None)
         return dx, dh0 if need[1] else None, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
 
 
