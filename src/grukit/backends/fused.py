@@ -13,8 +13,9 @@ Forward (T time, N batch, I input, H hidden; S = T·N rows, or sum(batch_sizes) 
 
 It saves the gates r, z, n (S, 3H), hn (S, H) for reset_after, and the output; not a graph.
 Backward (``docs/kernels.md``) is a serial loop of one GEMM (two for reset_after=False) plus
-element-wise work per step producing the pre-activation gradients dgi, dgh (S, 3H); the
-weight, bias and input gradients are then a few large GEMMs over all S rows.
+element-wise work per step producing the pre-activation gradients dgi (S, 3H) and the n
+columns of dgh (S, H) (dgh's r, z columns are dgi's); the weight, bias and input gradients
+are then a few large GEMMs over all S rows.
 
 The two serial loops are pluggable (``Loops``): ``TORCH_LOOPS`` here (plain torch ops, so it
 runs unchanged on CUDA) and the C++ loops of ``grukit.backends.native``.
@@ -35,7 +36,8 @@ name = "fused"
 #: forward(gi, h0, w_hh_t, b_hh, batch_sizes, reverse, reset_after, save)
 #:   -> (out (S, H), gates (S, 3H), hn (S, H), h_n (N, H))
 #: backward(dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after)
-#:   -> (dgi (S, 3H), dgh (S, 3H), dh0 (N, H))
+#:   -> (dgi (S, 3H), dghn (S, H), dh0 (N, H))
+#: dghn is the n columns of dgh, the gradient of gh; its r, z columns equal dgi's.
 
 
 class Loops(Protocol):
@@ -161,7 +163,7 @@ class TorchLoops:
                 dgi[off : off + n] = dg
                 dhp = torch.addmm(torch.addcmul(d * z, drh, r), dg[:, : 2 * H], w_rz)
             dh = dhp if n == N else torch.cat((dhp, dh[n:]))
-        return dgi, dgh, dh
+        return dgi, dgh[:, 2 * H :], dh  # (S, 3H), (S, H) dgh's n columns, (N, H)
 
 
 TORCH_LOOPS = TorchLoops()
@@ -232,7 +234,7 @@ class GRUFunction(torch.autograd.Function):
         batch_sizes, reverse, reset_after, loops, has_bias = ctx.meta
         H = h0.shape[1]
         hprev = previous_states(out, h0, batch_sizes, reverse)  # (S, H)
-        dgi, dgh, dh0 = loops.backward(
+        dgi, dghn, dh0 = loops.backward(
             dout.contiguous(),
             dh_n.contiguous(),
             gates,
@@ -247,20 +249,14 @@ class GRUFunction(torch.autograd.Function):
         dx = dgi @ w_ih if need[0] else None  # (S, I)
         dw_ih = dgi.t() @ x if need[2] else None  # (3H, I)
         dw_hh = None
-        if need[3]:
-            if reset_after:
-                dw_hh = dgh.t() @ hprev  # (3H, H)
-            else:
-                rh = gates[:, :H] * hprev  # (S, H) r ⊙ h, the operand of W_hn
-                dw_hh = torch.cat((dgh[:, : 2 * H].t() @ hprev, dgh[:, 2 * H :].t() @ rh))
+        if need[3]:  # dgh = [dgi_r, dgi_z, dghn]; W_hn multiplies h (reset_after) or r ⊙ h
+            h_n = hprev if reset_after else gates[:, :H] * hprev  # (S, H)
+            dw_hh = torch.cat((dgi[:, : 2 * H].t() @ hprev, dghn.t() @ h_n))  # (3H, H)
         db_ih = db_hh = None
         if has_bias and (need[4] or need[5]):
-            ones = dgh.new_ones(dgh.shape[0])  # (S,) column sums as GEMVs: 2x sum(0)
-            db_hh = ones @ dgh  # (3H,)
-            if reset_after:  # dgi and dgh share the r, z columns: sum only dgi's n columns
-                db_ih = torch.cat((db_hh[: 2 * H], ones @ dgi[:, 2 * H :]))  # (3H,)
-            else:
-                db_ih = db_hh  # dgi is dgh
+            ones = dgi.new_ones(dgi.shape[0])  # (S,) column sums as GEMVs: 2x sum(0)
+            db_ih = ones @ dgi  # (3H,)
+            db_hh = torch.cat((db_ih[: 2 * H], ones @ dghn)) if reset_after else db_ih  # (3H,)
             db_ih, db_hh = (db_ih if need[4] else None), (db_hh if need[5] else None)
         return dx, dh0 if need[1] else None, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
 

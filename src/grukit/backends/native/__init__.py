@@ -39,10 +39,10 @@ class NativeLoops:
         w_hh: Tensor, batch_sizes: Tensor, reverse: bool, reset_after: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
         ext = build.load()
-        dgi, dgh, dh0 = ext.gru_backward(
+        dgi, dghn, dh0 = ext.gru_backward(
             dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after
         )
-        return dgi, dgh, dh0
+        return dgi, dghn, dh0
 
 
 NATIVE_LOOPS = NativeLoops()

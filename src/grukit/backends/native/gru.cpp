@@ -165,10 +165,12 @@ void gates_n(int64_t n, int64_t H, const T* gi, const T* ghn, const T* b, T* h, 
 }
 
 // Backward element-wise work of one step. d = dh + dout (n, H) is formed here; dh is left
-// holding d ⊙ z (the direct path), the GEMM term is added by the caller.
+// holding d ⊙ z (the direct path), the GEMM term is added by the caller. reset_after: dgh's
+// n columns da_n ⊙ r go to dghn (S rows, H) and the step's dgh rows [da_r, da_z, da_n ⊙ r]
+// to the scratch dg (n, 3H), the GEMM operand, which stays in cache from step to step.
 template <typename T>
 void backward_gates(int64_t n, int64_t H, bool reset_after, const T* dout, T* dh, const T* gates,
-                    const T* hn, const T* hprev, T* dgi, T* dgh) {
+                    const T* hn, const T* hprev, T* dgi, T* dg, T* dghn) {
   using V = Vectorized<T>;
   const V one(T(1));
   rows(n, H, [&](int64_t lo, int64_t hi) {
@@ -187,11 +189,13 @@ void backward_gates(int64_t n, int64_t H, bool reset_after, const T* dout, T* dh
         da_n.store(dgi_i + 2 * H + j, c);
         if (reset_after) {
           V da_r = da_n * V::loadu(hn + i * H + j, c) * r * (one - r);
-          T* dgh_i = dgh + i * 3 * H;
+          T* dg_i = dg + i * 3 * H;
+          V da_nr = da_n * r;
           da_r.store(dgi_i + j, c);
-          da_r.store(dgh_i + j, c);
-          da_z.store(dgh_i + H + j, c);
-          (da_n * r).store(dgh_i + 2 * H + j, c);
+          da_r.store(dg_i + j, c);
+          da_z.store(dg_i + H + j, c);
+          da_nr.store(dg_i + 2 * H + j, c);
+          da_nr.store(dghn + i * H + j, c);
         }
       });
     }
@@ -265,7 +269,8 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
 }
 
 // dout (S, H), dh_n (N, H), gates (S, 3H), hn (S, H) or empty, hprev (S, H), w_hh (3H, H).
-// → dgi (S, 3H), dgh (S, 3H) (the same tensor for reset_after = false), dh0 (N, H).
+// → dgi (S, 3H), dghn (S, H) the n columns of dgh (its r, z columns are dgi's; for
+// reset_after = false all of dgh is dgi, and dghn a view of it), dh0 (N, H).
 std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const Tensor& gates_,
                                  const Tensor& hn_, const Tensor& hprev_, const Tensor& w_hh_,
                                  const Tensor& batch_sizes, bool reverse, bool reset_after) {
@@ -275,7 +280,8 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
   const Steps steps(batch_sizes);
   auto opt = dout.options();
   Tensor dgi = at::empty({S, 3 * H}, opt);
-  Tensor dgh = reset_after ? at::empty({S, 3 * H}, opt) : dgi;
+  Tensor dghn = reset_after ? at::empty({S, H}, opt) : dgi.narrow(1, 2 * H, H);
+  Tensor dg = at::empty({reset_after ? N : 0, 3 * H}, opt);  // (N, 3H) scratch
   Tensor dh = dh_n.contiguous().clone();  // (N, H)
   Tensor drh = at::empty({reset_after ? 0 : N, H}, opt);
   Tensor w_rz = w_hh.narrow(0, 0, 2 * H), w_n = w_hh.narrow(0, 2 * H, H);  // (2H, H), (H, H)
@@ -288,20 +294,21 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
       const T* hp_t = hprev.data_ptr<T>() + off * H;
       backward_gates<T>(n, H, reset_after, dout.data_ptr<T>() + off * H, dh.data_ptr<T>(), g_t,
                         reset_after ? hn.data_ptr<T>() + off * H : nullptr, hp_t, dgi_t,
-                        reset_after ? dgh.data_ptr<T>() + off * 3 * H : nullptr);
+                        reset_after ? dg.data_ptr<T>() : nullptr,
+                        reset_after ? dghn.data_ptr<T>() + off * H : nullptr);
       Tensor dhv = dh.narrow(0, 0, n);
-      Tensor dg = dgh.narrow(0, off, n);  // (N_t, 3H)
       if (reset_after) {
-        dhv.addmm_(dg, w_hh);
+        dhv.addmm_(dg.narrow(0, 0, n), w_hh);  // (N_t, 3H) (3H, H)
       } else {
-        Tensor drhv = drh.narrow(0, 0, n);  // (N_t, H)
-        at::mm_out(drhv, dg.narrow(1, 2 * H, H), w_n);
+        Tensor dgv = dgi.narrow(0, off, n);  // (N_t, 3H)
+        Tensor drhv = drh.narrow(0, 0, n);   // (N_t, H)
+        at::mm_out(drhv, dgv.narrow(1, 2 * H, H), w_n);
         backward_r<T>(n, H, drh.data_ptr<T>(), g_t, hp_t, dh.data_ptr<T>(), dgi_t);
-        dhv.addmm_(dg.narrow(1, 0, 2 * H), w_rz);
+        dhv.addmm_(dgv.narrow(1, 0, 2 * H), w_rz);
       }
     }
   });
-  return {dgi, dgh, dh};
+  return {dgi, dghn, dh};
 }
 
 // out[i, r] = bias[r] + Σ_j a[i, j] w[r, j] for a (n, k), w (m, k) row-major, bias (m,) or
