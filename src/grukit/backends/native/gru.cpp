@@ -21,6 +21,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -313,23 +314,57 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
 
 // out[i, r] = bias[r] + Σ_j a[i, j] w[r, j] for a (n, k), w (m, k) row-major, bias (m,) or
 // null. For the streaming step: small n, where a BLAS call costs more than the arithmetic.
+// Σ of v's lanes: AVX-512's reduction sequence, else a pairwise tree over the stored lanes.
+template <typename T>
+inline T hsum(const Vectorized<T>& v) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<T, float>) return _mm512_reduce_add_ps(v);
+  else return _mm512_reduce_add_pd(v);
+#else
+  constexpr int64_t W = Vectorized<T>::size();
+  T lanes[W];
+  v.store(lanes);
+  for (int64_t w = W / 2; w > 0; w /= 2) {
+    for (int64_t l = 0; l < w; ++l) lanes[l] += lanes[l + w];
+  }
+  return lanes[0];
+#endif
+}
+
 template <typename T>
 void small_matmul_nt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w,
                      const T* bias, T* out, int64_t ldo) {
   using V = Vectorized<T>;
   constexpr int64_t W = V::size();
+  const int64_t kv = k - k % W;  // the vectorised part of each dot product
+  // Four rows of w at a time: four independent FMA chains, then four tree reductions.
+  auto dot4 = [&](const T* a_i, int64_t r, T* o) {
+    const T* w0 = w + r * k;
+    V acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+    for (int64_t j = 0; j < kv; j += W) {
+      const V x = V::loadu(a_i + j);
+      acc0 = at::vec::fmadd(x, V::loadu(w0 + j), acc0);
+      acc1 = at::vec::fmadd(x, V::loadu(w0 + k + j), acc1);
+      acc2 = at::vec::fmadd(x, V::loadu(w0 + 2 * k + j), acc2);
+      acc3 = at::vec::fmadd(x, V::loadu(w0 + 3 * k + j), acc3);
+    }
+    T s[4] = {hsum<T>(acc0), hsum<T>(acc1),
+              hsum<T>(acc2), hsum<T>(acc3)};
+    for (int64_t q = 0; q < 4; ++q) {
+      for (int64_t j = kv; j < k; ++j) s[q] += a_i[j] * w0[q * k + j];
+      o[q] = (bias ? bias[r + q] : T(0)) + s[q];
+    }
+  };
   for (int64_t i = 0; i < n; ++i) {
     const T* a_i = a + i * lda;
-    for (int64_t r = 0; r < m; ++r) {
+    int64_t r = 0;
+    for (; r + 4 <= m; r += 4) dot4(a_i, r, out + i * ldo + r);
+    for (; r < m; ++r) {
       const T* w_r = w + r * k;
       V acc(T(0));
-      int64_t j = 0;
-      for (; j + W <= k; j += W) acc = at::vec::fmadd(V::loadu(a_i + j), V::loadu(w_r + j), acc);
-      T lanes[W];
-      acc.store(lanes);
-      T sum = 0;
-      for (int64_t l = 0; l < W; ++l) sum += lanes[l];
-      for (; j < k; ++j) sum += a_i[j] * w_r[j];
+      for (int64_t j = 0; j < kv; j += W) acc = at::vec::fmadd(V::loadu(a_i + j), V::loadu(w_r + j), acc);
+      T sum = hsum<T>(acc);
+      for (int64_t j = kv; j < k; ++j) sum += a_i[j] * w_r[j];
       out[i * ldo + r] = (bias ? bias[r] : T(0)) + sum;
     }
   }
