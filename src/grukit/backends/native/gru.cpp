@@ -223,7 +223,7 @@ void backward_r(int64_t n, int64_t H, const T* drh, const T* gates, const T* hpr
 
 }  // namespace
 
-// gi (S, 3H), h0 (N, H), w_hh_t (H, 3H) contiguous, b_hh (3H,) or None, batch_sizes (T,).
+// gi (S, 3H), h0 (N, H), w_hh_t (H, 3H) (a copy or W_hh.t()), b_hh (3H,) or None, batch_sizes (T,).
 // → out (S, H), gates (S or 0, 3H) [r, z, n], hn (S or 0, H), h_n (N, H).
 std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tensor& w_hh_t,
                                 const c10::optional<Tensor>& b_hh, const Tensor& batch_sizes,
