@@ -186,12 +186,19 @@ def prev_rows(batch_sizes: Tensor, reverse: bool) -> Tensor:
     return torch.where(ran, offsets[tpc] + b, S + b)  # (S,)
 
 
-def recurrent_operand(w_hh: Tensor) -> Tensor:
-    """W_hhᵀ (H, 3H) for the per-step GEMM h W_hhᵀ: a contiguous copy up to H = 256, where
-    MKL's GEMM is 5-10% faster on it; from H = 512 the transposed view is as fast or 5-12%
-    faster (1-2 threads, this project's CPU), and needs no copy."""
+#: The copy of W_hhᵀ pays for itself only over enough rows: it costs about as much as
+#: 5-10% of the per-step GEMMs of ~256 rows (H = 128-256), and dominates a short stream.
+COPY_MIN_ROWS = 256
+
+
+def recurrent_operand(w_hh: Tensor, rows: int) -> Tensor:
+    """W_hhᵀ (H, 3H) for the per-step GEMMs h W_hhᵀ over ``rows`` rows in all: a contiguous
+    copy up to H = 256, where MKL's GEMM is 5-10% faster on it, once there are enough rows
+    to repay the copy; otherwise (from H = 512, as fast or 5-12% faster, and for short
+    streams such as T = N = 1) the transposed view, which needs no copy."""
     H = w_hh.shape[1]
-    return w_hh.t().contiguous() if H <= 256 else w_hh.t()  # (H, 3H)
+    copy = H <= 256 and rows >= COPY_MIN_ROWS
+    return w_hh.t().contiguous() if copy else w_hh.t()  # (H, 3H)
 
 
 def previous_states(out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool) -> Tensor:
@@ -227,7 +234,7 @@ class GRUFunction(torch.autograd.Function):
         loops: Loops,
     ) -> tuple[Tensor, Tensor]:
         gi = x @ w_ih.t() if b_ih is None else torch.addmm(b_ih, x, w_ih.t())  # (S, 3H)
-        w_hh_t = recurrent_operand(w_hh)  # (H, 3H)
+        w_hh_t = recurrent_operand(w_hh, x.shape[0])  # (H, 3H)
         out, gates, hn, h_n = loops.forward(
             gi, h0.contiguous(), w_hh_t, b_hh, batch_sizes, reverse, reset_after, True
         )
@@ -285,7 +292,7 @@ def gru_direction(
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return GRUFunction.apply(*tensors, batch_sizes, reverse, reset_after, loops)
     gi = x @ w.w_ih.t() if w.b_ih is None else torch.addmm(w.b_ih, x, w.w_ih.t())  # (S, 3H)
-    w_hh_t = recurrent_operand(w.w_hh)  # (H, 3H)
+    w_hh_t = recurrent_operand(w.w_hh, x.shape[0])  # (H, 3H)
     out, _, _, h_n = loops.forward(
         gi, h0.contiguous(), w_hh_t, w.b_hh, batch_sizes, reverse, reset_after, False
     )
