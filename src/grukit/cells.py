@@ -124,8 +124,9 @@ class GRUCell(RNNCellBase):
         self.backend = check_backend_name(type(self).__name__, backend)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
-        w = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        if self._streaming_call(input, hx):  # the checks below, cheaply, for the common case
+        p = self._parameters  # one dict read instead of four Module.__getattr__ calls
+        w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
+        if self._streaming_call(input, hx, w):  # the checks below, cheaply, for the common case
             return native.gru_cell(input, hx, *w, reset_after=self.reset_after)  # (N, H)
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
@@ -141,10 +142,10 @@ class GRUCell(RNNCellBase):
             out = fused.GRUFunction.apply(x, h, *w, steps, False, self.reset_after, kernel)[0]
         return out.squeeze(0) if unbatched else out
 
-    def _streaming_call(self, x: object, h: object) -> bool:
+    def _streaming_call(self, x: object, h: object, weights: tuple) -> bool:
         """Whether this call is a batched CPU inference step for the native kernel with
         inputs that pass every check of ``forward``: x (N, I) and h (N, H) like the weights."""
-        w = self.weight_ih
+        w = weights[0]
         return (
             type(x) is Tensor
             and type(h) is Tensor
@@ -158,7 +159,7 @@ class GRUCell(RNNCellBase):
             and x.device.type == "cpu"
             and not (
                 torch.is_grad_enabled()
-                and any(t is not None and t.requires_grad for t in (x, h, *self.parameters()))
+                and any(t is not None and t.requires_grad for t in (x, h, *weights))
             )
             and native.available()
         )
