@@ -18,8 +18,8 @@ from grukit.scratch import (
     rnn_backward,
     rnn_forward,
 )
+from scratch_oracle import NAMES, layer_inputs, torch_grads
 
-NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 SIZES = [(5, 3, 4, 6), (1, 1, 3, 3), (7, 1, 2, 5), (3, 4, 6, 2)]  # (T, N, I, H)
 
 
@@ -27,23 +27,7 @@ def setup(T, N, I, H, nonlinearity, dtype=torch.float64, seed=0):
     """A torch.nn.RNN, its weights as NumPy params, and random x, h0 and upstream w."""
     torch.manual_seed(seed)
     module = torch.nn.RNN(I, H, nonlinearity=nonlinearity, dtype=dtype)
-    params = {k: getattr(module, f"{k}_l0").detach().numpy().copy() for k in NAMES}
-    rng = np.random.default_rng(seed)
-    np_dtype = params["weight_ih"].dtype
-    x = rng.standard_normal((T, N, I)).astype(np_dtype)
-    h0 = rng.standard_normal((N, H)).astype(np_dtype)
-    w = rng.standard_normal((T, N, H)).astype(np_dtype)  # loss = Σ w ⊙ ys, so ∂L/∂ys = w
-    return module, params, x, h0, w
-
-
-def torch_grads(module, x, h0, w):
-    xt = torch.tensor(x, requires_grad=True)
-    ht = torch.tensor(h0[None], requires_grad=True)  # (1, N, H)
-    out, _ = module(xt, ht)
-    (out * torch.tensor(w)).sum().backward()
-    grads = {k: getattr(module, f"{k}_l0").grad.numpy() for k in NAMES}
-    grads["x"], grads["h0"] = xt.grad.numpy(), ht.grad[0].numpy()
-    return out.detach().numpy(), grads
+    return (module, *layer_inputs(module, T, N, I, H, seed))
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
