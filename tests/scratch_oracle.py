@@ -31,3 +31,13 @@ def torch_grads(module: torch.nn.Module, x: np.ndarray, h0: np.ndarray, w: np.nd
     grads = {k: getattr(module, f"{k}_l0").grad.numpy() for k in NAMES}
     grads["x"], grads["h0"] = xt.grad.numpy(), ht.grad[0].numpy()
     return out.detach().numpy(), grads
+
+
+def assert_matches_torch(ys, out, grads, expected) -> None:
+    """Forward within 1e-12 absolute and every gradient (the four parameters, x, h0)
+    within 1e-9 relative (1e-12 absolute floor) of torch, float64 throughout."""
+    np.testing.assert_allclose(ys, out, rtol=0, atol=1e-12)
+    assert set(grads) == {*NAMES, "x", "h0"}
+    for k, g in expected.items():
+        assert grads[k].shape == g.shape and grads[k].dtype == np.float64
+        np.testing.assert_allclose(grads[k], g, rtol=1e-9, atol=1e-12, err_msg=k)

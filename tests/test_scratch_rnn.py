@@ -18,7 +18,7 @@ from grukit.scratch import (
     rnn_backward,
     rnn_forward,
 )
-from scratch_oracle import NAMES, layer_inputs, torch_grads
+from scratch_oracle import NAMES, assert_matches_torch, layer_inputs, torch_grads
 
 SIZES = [(5, 3, 4, 6), (1, 1, 3, 3), (7, 1, 2, 5), (3, 4, 6, 2)]  # (T, N, I, H)
 
@@ -36,12 +36,7 @@ def test_matches_torch_float64(size, nonlinearity):
     module, params, x, h0, w = setup(*size, nonlinearity)
     ys, cache = rnn_forward(x, h0, params, nonlinearity=nonlinearity)
     out, expected = torch_grads(module, x, h0, w)
-    np.testing.assert_allclose(ys, out, rtol=0, atol=1e-12)
-    grads = rnn_backward(w, cache)
-    assert set(grads) == {*NAMES, "x", "h0"}
-    for k, g in expected.items():
-        assert grads[k].shape == g.shape and grads[k].dtype == np.float64
-        np.testing.assert_allclose(grads[k], g, rtol=1e-9, atol=1e-12, err_msg=k)
+    assert_matches_torch(ys, out, rnn_backward(w, cache), expected)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
