@@ -19,6 +19,7 @@ _EXPORTS = {
     "GRUCell": "grukit.cells",
     "LSTMCell": "grukit.cells",
     "RNNCell": "grukit.cells",
+    "OneHot": "grukit.onehot",
     "available_backends": "grukit.backends",
 }
 
@@ -30,6 +31,7 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "RNNCell",
+    "OneHot",
     "available_backends",
     "__version__",
 ]
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from .backends import available_backends
     from .cells import GRUCell, LSTMCell, RNNCell
     from .layers import GRU, LSTM, RNN, RNNBase
+    from .onehot import OneHot
 
 
 def __getattr__(name: str) -> Any:

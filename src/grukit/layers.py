@@ -7,7 +7,8 @@ direction of one layer over time; the cell math is in ``grukit.functional``.
 Shapes: T time, N batch, I input size, H hidden size, P LSTM projection size
 (P = H without one), L layers, D directions (2 if bidirectional else 1).
     input   (T, N, I), or (N, T, I) with batch_first, or unbatched (T, I),
-            or a PackedSequence (sorted or not)
+            or a PackedSequence (sorted or not), or a ``grukit.OneHot`` of token indices
+            (T, N) / (N, T) / (T,) standing for one-hot input of I = num_classes
     h_0     (D·L, N, P), unbatched (D·L, P); LSTM also c_0 (D·L, N, H)
     output  (T, N, D·P) (batch_first: (N, T, D·P)), or a PackedSequence
     h_n     (D·L, N, P); LSTM also c_n (D·L, N, H)
@@ -23,6 +24,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import _checks as check
 from .backends import CellSpec, Weights, check_backend_name, resolve
+from .onehot import OneHot
 
 __all__ = ["RNNBase", "GRU", "RNN", "LSTM"]
 
@@ -163,7 +165,7 @@ class RNNBase(nn.Module):
 
     # --- forward ---------------------------------------------------------------------
 
-    def forward(self, input: Tensor | PackedSequence, hx=None):  # noqa: A002 (torch's name)
+    def forward(self, input: Tensor | PackedSequence | OneHot, hx=None):  # noqa: A002 (torch's)
         """Run every layer and direction.
 
         Returns ``(output, h_n)``; LSTM ``(output, (h_n, c_n))``.
@@ -171,6 +173,8 @@ class RNNBase(nn.Module):
         owner = type(self).__name__
         w0 = self.weight_ih_l0
         packed = isinstance(input, PackedSequence)
+        if isinstance(input, OneHot):
+            return self._forward_onehot(owner, input, hx)
         if packed:
             x, batch_sizes = input.data, input.batch_sizes
             check.tensor(owner, "PackedSequence data", x)
@@ -203,9 +207,65 @@ class RNNBase(nn.Module):
         states = self._initial_state(owner, hx, batch, unbatched, x)
         if packed and input.sorted_indices is not None:
             states = tuple(s.index_select(1, input.sorted_indices) for s in states)
-
-        output, finals = x, []
         mod = resolve(owner, self.backend, self.spec, x)
+        output, h_n = self._run_layers(mod, x, batch_sizes, states)
+
+        if packed:
+            if input.unsorted_indices is not None:
+                h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
+            result = PackedSequence(
+                output, batch_sizes, input.sorted_indices, input.unsorted_indices
+            )
+        elif unbatched:
+            result = output.squeeze(1)  # (T, D·P)
+            h_n = tuple(s.squeeze(1) for s in h_n)  # (D·L, ·)
+        else:
+            result = output.transpose(0, 1) if self.batch_first else output  # (N, T, D·P)
+        return result, (h_n if self.kind == "lstm" else h_n[0])
+
+    def _forward_onehot(self, owner: str, input: OneHot, hx):  # noqa: A002 (torch's name)
+        """``forward`` for one-hot input given as indices: the backends that accept
+        ``OneHot`` (``accepts_onehot``) gather W_ih's columns, the others get the dense
+        one-hot tensor. Same result as ``forward(input.dense(dtype))``."""
+        w0 = self.weight_ih_l0
+        input.validate(owner)
+        if input.num_classes != self.input_size:
+            raise ValueError(
+                f"{owner}: expected input with {self.input_size} features (input_size), "
+                f"got OneHot of {input.num_classes} classes"
+            )
+        idx = input.indices
+        if idx.dim() not in (1, 2):
+            raise ValueError(
+                f"{owner}: expected OneHot indices of 2 dimensions (T, N) or 1 (T,) unbatched, "
+                f"got {idx.dim()}-D of shape {tuple(idx.shape)}"
+            )
+        if idx.device != w0.device:
+            raise ValueError(
+                f"{owner}: expected OneHot indices on device {w0.device} (the weights'), "
+                f"got {idx.device}"
+            )
+        unbatched = idx.dim() == 1
+        x = input.unsqueeze() if unbatched else input.transpose() if self.batch_first else input
+        T, batch = x.indices.shape  # (T, N)
+        if T == 0:
+            raise ValueError(f"{owner}: expected a non-empty sequence (T >= 1), got T = 0")
+        probe = w0.new_empty(0, batch, self.input_size)  # dtype and device of the dense input
+        states = self._initial_state(owner, hx, batch, unbatched, probe)
+        mod = resolve(owner, self.backend, self.spec, probe)
+        rows = x if getattr(mod, "accepts_onehot", False) else x.dense(w0.dtype)  # (T, N, I)
+        output, h_n = self._run_layers(mod, rows, None, states)
+        if unbatched:
+            output, h_n = output.squeeze(1), tuple(s.squeeze(1) for s in h_n)  # (T, ·)
+        elif self.batch_first:
+            output = output.transpose(0, 1)  # (N, T, D·P)
+        return output, (h_n if self.kind == "lstm" else h_n[0])
+
+    def _run_layers(
+        self, mod, x: Tensor | OneHot, batch_sizes: Tensor | None, states: State
+    ) -> tuple[Tensor, State]:
+        """Every layer and direction on backend ``mod`` → (output, h_n (D·L, N, ·) each)."""
+        output, finals = x, []
         for layer in range(self.num_layers):
             outs = []
             for direction in range(self.num_directions):
@@ -224,19 +284,7 @@ class RNNBase(nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 output = nn.functional.dropout(output, self.dropout, training=True)
         h_n = tuple(torch.stack([f[k] for f in finals]) for k in range(len(states)))  # (D·L, N, ·)
-
-        if packed:
-            if input.unsorted_indices is not None:
-                h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
-            result = PackedSequence(
-                output, batch_sizes, input.sorted_indices, input.unsorted_indices
-            )
-        elif unbatched:
-            result = output.squeeze(1)  # (T, D·P)
-            h_n = tuple(s.squeeze(1) for s in h_n)  # (D·L, ·)
-        else:
-            result = output.transpose(0, 1) if self.batch_first else output  # (N, T, D·P)
-        return result, (h_n if self.kind == "lstm" else h_n[0])
+        return output, h_n
 
     def _initial_state(self, owner: str, hx, batch: int, unbatched: bool, x: Tensor) -> State:
         """Zeros when hx is None, else hx checked and given a batch axis: (D·L, N, ·)…"""

@@ -29,9 +29,13 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from ..onehot import OneHot, projection, projection_weight_grad
 from .spec import CellSpec, Weights
 
 name = "fused"
+
+#: Takes ``OneHot`` input (first layer) as indices: gathers W_ih's columns.
+accepts_onehot = True
 
 #: forward(gi, h0, w_hh_t, b_hh, batch_sizes, reverse, reset_after, save)
 #:   -> (out (S, H), gates (S, 3H), hn (S, H), h_n (N, H))
@@ -217,7 +221,10 @@ def previous_states(out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool)
 
 
 class GRUFunction(torch.autograd.Function):
-    """One GRU direction: (x (S, I), h0 (N, H), weights) → (out (S, H), h_n (N, H))."""
+    """One GRU direction: (x (S, I), h0 (N, H), weights) → (out (S, H), h_n (N, H)).
+
+    x may also be indices (S,) of one-hot rows (``grukit.onehot``): the input product is
+    then a gather and its weight gradient a scatter-add."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -233,7 +240,7 @@ class GRUFunction(torch.autograd.Function):
         reset_after: bool,
         loops: Loops,
     ) -> tuple[Tensor, Tensor]:
-        gi = x @ w_ih.t() if b_ih is None else torch.addmm(b_ih, x, w_ih.t())  # (S, 3H)
+        gi = projection(x, w_ih, b_ih)  # (S, 3H)
         w_hh_t = recurrent_operand(w_hh, x.shape[0])  # (H, 3H)
         out, gates, hn, h_n = loops.forward(
             gi, h0.contiguous(), w_hh_t, b_hh, batch_sizes, reverse, reset_after, True
@@ -262,7 +269,7 @@ class GRUFunction(torch.autograd.Function):
         )
         need = ctx.needs_input_grad
         dx = dgi @ w_ih if need[0] else None  # (S, I)
-        dw_ih = dgi.t() @ x if need[2] else None  # (3H, I)
+        dw_ih = projection_weight_grad(dgi, x, w_ih.shape[1]) if need[2] else None  # (3H, I)
         dw_hh = None
         if need[3]:  # dgh = [dgi_r, dgi_z, dghn]; W_hn multiplies h (reset_after) or r ⊙ h
             h_n = hprev if reset_after else gates[:, :H] * hprev  # (S, H)
@@ -286,12 +293,13 @@ def gru_direction(
     reverse: bool,
     reset_after: bool,
 ) -> tuple[Tensor, Tensor]:
-    """x (S, I) rows of all steps, h0 (N, H) → out (S, H), h_n (N, H); autograd only if needed."""
+    """x (S, I) rows of all steps (or (S,) one-hot indices), h0 (N, H) → out (S, H),
+    h_n (N, H); autograd only if needed."""
     w = weights
     tensors = (x, h0, w.w_ih, w.w_hh, w.b_ih, w.b_hh)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return GRUFunction.apply(*tensors, batch_sizes, reverse, reset_after, loops)
-    gi = x @ w.w_ih.t() if w.b_ih is None else torch.addmm(w.b_ih, x, w.w_ih.t())  # (S, 3H)
+    gi = projection(x, w.w_ih, w.b_ih)  # (S, 3H)
     w_hh_t = recurrent_operand(w.w_hh, x.shape[0])  # (H, 3H)
     out, _, _, h_n = loops.forward(
         gi, h0.contiguous(), w_hh_t, w.b_hh, batch_sizes, reverse, reset_after, False
@@ -312,7 +320,11 @@ def run_with(
     """The backend contract (``grukit.backends.spec``) on top of a pair of serial loops."""
     if spec.kind != "gru":
         raise ValueError(f"{name} backend: computes only the GRU, got cell kind {spec.kind!r}")
-    if batch_sizes is None:
+    if isinstance(x, OneHot):  # padded one-hot input as indices (T, N)
+        T, N = x.indices.shape
+        sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
+        rows = x.indices.reshape(T * N)  # (T·N,)
+    elif batch_sizes is None:
         T, N, I = x.shape
         sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
         rows = x.reshape(T * N, I)  # (T·N, I)

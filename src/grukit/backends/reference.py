@@ -16,6 +16,9 @@ from .spec import CellSpec, Weights
 
 name = "reference"
 
+#: Takes no ``OneHot`` input: the layer hands it the dense one-hot tensor.
+accepts_onehot = False
+
 State = tuple[Tensor, ...]
 
 

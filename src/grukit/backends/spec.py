@@ -9,6 +9,8 @@ S = sum(batch_sizes) rows of packed data):
     x            (T, N, I) padded, all sequences of length T (``batch_sizes`` None);
                  or (S, I) packed as ``torch.nn.utils.rnn.PackedSequence.data``
                  (``batch_sizes`` a 1-D int64 CPU tensor, non-increasing).
+                 Backends with ``accepts_onehot = True`` also take, as the first
+                 layer's input, a ``grukit.OneHot`` of indices (T, N) (padded only).
     state        tuple of the initial state: (h,) with h (N, H) for GRU and RNN;
                  (h, c) with h (N, P), c (N, H) for LSTM. Sorted like the packed data.
     weights      ``Weights``: torch's per-direction parameters, ``None`` where absent.

@@ -14,6 +14,9 @@ from .spec import CellSpec, Weights, reverse_packed_index
 
 name = "torch"
 
+#: Takes no ``OneHot`` input: the layer hands it the dense one-hot tensor.
+accepts_onehot = False
+
 _VF_FUNCTIONS = {
     "gru": torch._VF.gru,
     "rnn_tanh": torch._VF.rnn_tanh,

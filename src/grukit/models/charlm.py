@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import _checks as check
 from ..layers import GRU, LSTM, RNN
+from ..onehot import OneHot
 
 __all__ = ["CELLS", "CharLM"]
 
@@ -127,9 +128,8 @@ class CharLM(nn.Module):
         if tokens.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"CharLM: expected integer tokens (int64), got {tokens.dtype}")
         ids = tokens.t()  # (T, N)
-        if self.embedding is None:
-            w = self.head.weight
-            x = nn.functional.one_hot(ids.long(), self.vocab_size).to(w.dtype)  # (T, N, V)
+        if self.embedding is None:  # one-hot (T, N, V), given as indices: see grukit.onehot
+            x: Tensor | OneHot = OneHot(ids.long(), self.vocab_size)
         else:
             x = self.embedding(ids)  # (T, N, E)
             if self.dropout:

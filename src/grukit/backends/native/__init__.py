@@ -18,6 +18,9 @@ from . import build
 
 name = "native"
 
+#: Takes ``OneHot`` input (first layer) as indices: gathers W_ih's columns.
+accepts_onehot = True
+
 __all__ = ["available", "supports", "run", "gru_cell", "NativeLoops", "name"]
 
 

@@ -1,0 +1,79 @@
+"""One-hot input given as token indices.
+
+``OneHot(indices, num_classes)`` stands for ``F.one_hot(indices, num_classes)`` cast to the
+layer's dtype, without building it. Fed to a layer whose ``input_size`` is ``num_classes``,
+it gives the same output as the dense one-hot input (d2l's language model feeds one-hot
+characters to ``nn.GRU``), and lets the fast backends compute the first layer's input
+product as a gather:
+
+    x_t = onehot(k_t) ∈ {0, 1}^I    ⇒    W_ih x_t + b_ih = W_ih[:, k_t] + b_ih
+    dL/dW_ih[:, k] = Σ_{t : k_t = k} dL/d(W_ih x_t)          (a scatter-add of rows)
+
+The gather is exact: each entry of ``W_ih x_t`` is one product 1·w plus zeros. Shapes
+(T time, N batch, I = num_classes): indices (T, N), (N, T) with ``batch_first``, or (T,)
+unbatched, of an integer dtype; values in [0, I).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["OneHot"]
+
+
+@dataclass(frozen=True)
+class OneHot:
+    """Token indices (T, N) / (N, T) / (T,) standing for one-hot vectors of ``num_classes``."""
+
+    indices: Tensor
+    num_classes: int
+
+    def validate(self, owner: str) -> None:
+        """Raise naming ``owner`` unless this is a non-empty one-hot input of valid indices."""
+        idx, k = self.indices, self.num_classes
+        if not isinstance(idx, Tensor):
+            raise TypeError(
+                f"{owner}: expected OneHot indices to be a torch.Tensor, got {type(idx).__name__}"
+            )
+        if idx.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"{owner}: expected OneHot indices of dtype int64, got {idx.dtype}")
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise ValueError(f"{owner}: expected OneHot num_classes a positive int, got {k!r}")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= k):
+            raise ValueError(
+                f"{owner}: expected OneHot indices in [0, {k}), got values in "
+                f"[{int(idx.min())}, {int(idx.max())}]"
+            )
+
+    def dense(self, dtype: torch.dtype) -> Tensor:
+        """The one-hot vectors: indices shape + (num_classes,), of ``dtype``."""
+        return torch.nn.functional.one_hot(self.indices.long(), self.num_classes).to(dtype)
+
+    def transpose(self) -> OneHot:
+        """(N, T) ↔ (T, N)."""
+        return OneHot(self.indices.t(), self.num_classes)
+
+    def unsqueeze(self) -> OneHot:
+        """(T,) → (T, 1): an unbatched sequence as a batch of one."""
+        return OneHot(self.indices.unsqueeze(1), self.num_classes)
+
+
+def projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None) -> Tensor:
+    """gi = x W_ihᵀ + b_ih (S, G·H) for rows x (S, I), or for indices x (S,) of one-hot rows
+    (then a gather of W_ihᵀ's rows, equal to the product)."""
+    if x.is_floating_point():
+        return x @ w_ih.t() if b_ih is None else torch.addmm(b_ih, x, w_ih.t())  # (S, G·H)
+    gi = w_ih.t().contiguous().index_select(0, x)  # (S, G·H) row k_s of W_ihᵀ
+    return gi if b_ih is None else gi.add_(b_ih)
+
+
+def projection_weight_grad(dgi: Tensor, x: Tensor, in_features: int) -> Tensor:
+    """dL/dW_ih = dgiᵀ x (G·H, I) for rows x (S, I), or for indices x (S,) of one-hot rows:
+    then dgi's rows (S, G·H) summed by index into I = ``in_features`` rows, transposed."""
+    if x.is_floating_point():
+        return dgi.t() @ x  # (G·H, I)
+    acc = dgi.new_zeros(in_features, dgi.shape[1]).index_add_(0, x, dgi)  # (I, G·H)
+    return acc.t().contiguous()  # (G·H, I)
