@@ -54,6 +54,36 @@ def test_native_matches_torch_gru_float32() -> None:
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
+def test_packed_step_products_float32_match_float64_reference(reset_after: bool) -> None:
+    """float32 over enough steps and width runs the per-step products on the packed kernel
+    (gemm.h, where the build has AVX-512): H = 130 leaves a partial panel of columns (3H =
+    390, H = 130 are not multiples of 48), N = 11 a partial block of rows (8 + 3), and
+    packed lengths change the rows from step to step. Outputs and every gradient equal the
+    float64 reference within float32 rounding (1e-4 relative, 1e-5 absolute)."""
+    torch.manual_seed(5)
+    I, H, N, T = 6, 130, 11, 9
+    kw = dict(bidirectional=True, reset_after=reset_after)
+    fast = grukit.GRU(I, H, backend="native", **kw)
+    ref = grukit.GRU(I, H, backend="reference", dtype=torch.float64, **kw)
+    ref.load_state_dict({k: v.double() for k, v in fast.state_dict().items()})
+    x, h0 = torch.randn(T, N, I), torch.randn(2, N, H)
+    lengths = torch.tensor([9, 4, 9, 7, 5, 9, 1, 8, 9, 6, 3])  # unsorted
+    results = []
+    for layer, dtype in ((fast, torch.float32), (ref, torch.float64)):
+        xs = x.to(dtype).detach().requires_grad_()
+        hs = h0.to(dtype).detach().requires_grad_()
+        packed = torch.nn.utils.rnn.pack_padded_sequence(xs, lengths, enforce_sorted=False)
+        out, h_n = layer(packed, hs)
+        w = torch.linspace(-1, 1, out.data.numel(), dtype=dtype).view_as(out.data)
+        ((out.data * w).sum() + h_n.sum()).backward()
+        grads = [xs.grad, hs.grad] + [p.grad for p in layer.parameters()]
+        results.append([out.data, h_n, *grads])
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5)
+    assert isinstance(build.load().packed_gemm(), bool)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("batch", [None, 1, 3])
 def test_streaming_cell_equals_functional(reset_after: bool, bias: bool, batch: int | None) -> None:

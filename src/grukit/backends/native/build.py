@@ -26,6 +26,7 @@ from types import ModuleType
 import torch
 
 SOURCES = ("gru.cpp",)
+HEADERS = ("gemm.h",)  # included by the sources: part of the build key
 _lock = threading.Lock()
 _module: ModuleType | None = None
 _failure: str | None = None  # why the kernel is unavailable, once known
@@ -75,7 +76,7 @@ def _build_key(flags: list[str]) -> str:
     """Hash of what the binary depends on: sources, flags, torch and Python versions."""
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for src in SOURCES:
+    for src in SOURCES + HEADERS:
         h.update((here / src).read_bytes())
     h.update(" ".join(flags).encode())
     h.update(torch.__version__.encode())

@@ -21,6 +21,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include "gemm.h"
+
 #include <type_traits>
 #include <vector>
 
@@ -78,6 +80,42 @@ struct Steps {
     }
   }
   int64_t T() const { return static_cast<int64_t>(size.size()); }
+};
+
+// The recurrent product of every step, C (+)= A B with B (K, n) the same for the whole loop:
+// float32 on AVX-512 over enough steps packs B once and runs grukit's kernel (gemm.h),
+// otherwise at::mm. A and C are the step's rows (row-major, unit column stride).
+class StepGemm {
+ public:
+  StepGemm(const Tensor& B, int64_t steps, int slot) : B_(B) {
+#if GRUKIT_PACKED_GEMM
+    const int64_t K = B.size(0), n = B.size(1);
+    // Packing costs about half a step's product; narrow outputs waste a panel's columns.
+    if (B.scalar_type() == at::kFloat && steps >= 4 && n >= 128) {
+      packed_ = grukit::scratch(grukit::packed_size(K, n), slot);
+      grukit::pack_b(B.data_ptr<float>(), K, n, B.stride(0), B.stride(1), packed_);
+    }
+#endif
+  }
+
+  void operator()(const Tensor& A, Tensor& C, bool accumulate) const {
+#if GRUKIT_PACKED_GEMM
+    if (packed_) {
+      grukit::gemm_packed(A.size(0), B_.size(1), B_.size(0), A.data_ptr<float>(), A.stride(0),
+                          packed_, C.data_ptr<float>(), C.stride(0), accumulate);
+      return;
+    }
+#endif
+    if (accumulate) {
+      C.addmm_(A, B_);
+    } else {
+      at::mm_out(C, A, B_);
+    }
+  }
+
+ private:
+  Tensor B_;
+  float* packed_ = nullptr;
 };
 
 Tensor bias_or_zeros(const c10::optional<Tensor>& b, int64_t n, const Tensor& like) {
@@ -243,13 +281,15 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
   Tensor rh = at::empty({reset_after ? 0 : N, H}, opt);
   Tensor b = bias_or_zeros(b_hh, 3 * H, gi);
   Tensor w_rz = w_hh_t.narrow(1, 0, 2 * H), w_n = w_hh_t.narrow(1, 2 * H, H);  // (H, 2H), (H, H)
+  const StepGemm gemm_h(reset_after ? w_hh_t : w_rz, steps.T(), 0);  // h W_hhᵀ or h W_rzᵀ
+  const StepGemm gemm_rh(reset_after ? w_hh_t.narrow(1, 0, 0) : w_n, steps.T(), 1);  // (r⊙h) W_hnᵀ
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "gru_forward", [&] {
     using T = scalar_t;
     for (int64_t k = 0; k < steps.T(); ++k) {
       const int64_t t = reverse ? steps.T() - 1 - k : k, n = steps.size[t], off = steps.offset[t];
       Tensor hv = h.narrow(0, 0, n);
       Tensor ghv = gh.narrow(0, 0, n);  // (N_t, 3H) or (N_t, 2H)
-      at::mm_out(ghv, hv, reset_after ? w_hh_t : w_rz);
+      gemm_h(hv, ghv, false);
       const T* gi_t = gi.data_ptr<T>() + off * 3 * H;
       T* out_t = out.data_ptr<T>() + off * H;
       if (reset_after) {
@@ -261,7 +301,7 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
         gates_rz<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), g,
                     rh.data_ptr<T>());
         Tensor ghnv = ghn.narrow(0, 0, n);  // (N_t, H)
-        at::mm_out(ghnv, rh.narrow(0, 0, n), w_n);
+        gemm_rh(rh.narrow(0, 0, n), ghnv, false);
         gates_n<T>(n, H, gi_t, ghn.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t, g);
       }
     }
@@ -286,6 +326,8 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
   Tensor dh = dh_n.contiguous().clone();  // (N, H)
   Tensor drh = at::empty({reset_after ? 0 : N, H}, opt);
   Tensor w_rz = w_hh.narrow(0, 0, 2 * H), w_n = w_hh.narrow(0, 2 * H, H);  // (2H, H), (H, H)
+  const StepGemm gemm_dh(reset_after ? w_hh : w_rz, steps.T(), 0);  // dgh W_hh or [da_r, da_z] W_rz
+  const StepGemm gemm_drh(reset_after ? w_hh.narrow(0, 0, 0) : w_n, steps.T(), 1);  // da_n W_hn
   AT_DISPATCH_FLOATING_TYPES(dout.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
     for (int64_t k = steps.T() - 1; k >= 0; --k) {  // the forward pass's order, reversed
@@ -299,13 +341,13 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
                         reset_after ? dghn.data_ptr<T>() + off * H : nullptr);
       Tensor dhv = dh.narrow(0, 0, n);
       if (reset_after) {
-        dhv.addmm_(dg.narrow(0, 0, n), w_hh);  // (N_t, 3H) (3H, H)
+        gemm_dh(dg.narrow(0, 0, n), dhv, true);  // (N_t, 3H) (3H, H)
       } else {
         Tensor dgv = dgi.narrow(0, off, n);  // (N_t, 3H)
         Tensor drhv = drh.narrow(0, 0, n);   // (N_t, H)
-        at::mm_out(drhv, dgv.narrow(1, 2 * H, H), w_n);
+        gemm_drh(dgv.narrow(1, 2 * H, H), drhv, false);
         backward_r<T>(n, H, drh.data_ptr<T>(), g_t, hp_t, dh.data_ptr<T>(), dgi_t);
-        dhv.addmm_(dgv.narrow(1, 0, 2 * H), w_rz);
+        gemm_dh(dgv.narrow(1, 0, 2 * H), dhv, true);
       }
     }
   });
@@ -433,4 +475,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return std::string("DEFAULT");
 #endif
   }, "the at::vec instruction set this build was compiled for");
+  m.def("packed_gemm", [] { return bool(GRUKIT_PACKED_GEMM); },
+        "whether float32 per-step products use grukit's packed kernel (gemm.h), not at::mm");
 }
