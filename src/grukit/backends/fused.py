@@ -37,7 +37,7 @@ name = "fused"
 #: Takes ``OneHot`` input (first layer) as indices: gathers W_ih's columns.
 accepts_onehot = True
 
-#: forward(gi, h0, w_hh_t, b_hh, batch_sizes, reverse, reset_after, save)
+#: forward(gi, h0, w_hh, b_hh, batch_sizes, reverse, reset_after, save)
 #:   -> (out (S, H), gates (S, 3H), hn (S, H), h_n (N, H))
 #: backward(dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after)
 #:   -> (dgi (S, 3H), dghn (S, H), dh0 (N, H))
@@ -49,7 +49,7 @@ class Loops(Protocol):
         self,
         gi: Tensor,
         h0: Tensor,
-        w_hh_t: Tensor,
+        w_hh: Tensor,
         b_hh: Tensor | None,
         batch_sizes: Tensor,
         reverse: bool,
@@ -88,7 +88,7 @@ class TorchLoops:
         self,
         gi: Tensor,
         h0: Tensor,
-        w_hh_t: Tensor,
+        w_hh: Tensor,
         b_hh: Tensor | None,
         batch_sizes: Tensor,
         reverse: bool,
@@ -96,6 +96,7 @@ class TorchLoops:
         save: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         S, N, H = gi.shape[0], h0.shape[0], h0.shape[1]
+        w_hh_t = recurrent_operand(w_hh, S)  # (H, 3H)
         out = gi.new_empty(S, H)
         gates = gi.new_empty(S if save else 0, 3 * H)
         hn_all = gi.new_empty(S if save and reset_after else 0, H)
@@ -195,14 +196,17 @@ def prev_rows(batch_sizes: Tensor, reverse: bool) -> Tensor:
 COPY_MIN_ROWS = 256
 
 
-def recurrent_operand(w_hh: Tensor, rows: int) -> Tensor:
-    """W_hhᵀ (H, 3H) for the per-step GEMMs h W_hhᵀ over ``rows`` rows in all: a contiguous
-    copy up to H = 256, where MKL's GEMM is 5-10% faster on it, once there are enough rows
+def copies_operand(w_hh: Tensor, rows: int) -> bool:
+    """Whether the per-step GEMMs h W_hhᵀ over ``rows`` rows in all take a contiguous copy of
+    W_hhᵀ: up to H = 256, where MKL's GEMM is 5-10% faster on it, once there are enough rows
     to repay the copy; otherwise (from H = 512, as fast or 5-12% faster, and for short
     streams such as T = N = 1) the transposed view, which needs no copy."""
-    H = w_hh.shape[1]
-    copy = H <= 256 and rows >= COPY_MIN_ROWS
-    return w_hh.t().contiguous() if copy else w_hh.t()  # (H, 3H)
+    return w_hh.shape[1] <= 256 and rows >= COPY_MIN_ROWS
+
+
+def recurrent_operand(w_hh: Tensor, rows: int) -> Tensor:
+    """W_hhᵀ (H, 3H) for the per-step GEMMs: a contiguous copy or the view (``copies_operand``)."""
+    return w_hh.t().contiguous() if copies_operand(w_hh, rows) else w_hh.t()  # (H, 3H)
 
 
 def previous_states(out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool) -> Tensor:
@@ -241,9 +245,8 @@ class GRUFunction(torch.autograd.Function):
         loops: Loops,
     ) -> tuple[Tensor, Tensor]:
         gi = projection(x, w_ih, b_ih)  # (S, 3H)
-        w_hh_t = recurrent_operand(w_hh, x.shape[0])  # (H, 3H)
         out, gates, hn, h_n = loops.forward(
-            gi, h0.contiguous(), w_hh_t, b_hh, batch_sizes, reverse, reset_after, True
+            gi, h0.contiguous(), w_hh, b_hh, batch_sizes, reverse, reset_after, True
         )
         ctx.save_for_backward(x, h0, w_ih, w_hh, out, gates, hn)
         ctx.meta = (batch_sizes, reverse, reset_after, loops, b_ih is not None)
@@ -300,9 +303,8 @@ def gru_direction(
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return GRUFunction.apply(*tensors, batch_sizes, reverse, reset_after, loops)
     gi = projection(x, w.w_ih, w.b_ih)  # (S, 3H)
-    w_hh_t = recurrent_operand(w.w_hh, x.shape[0])  # (H, 3H)
     out, _, _, h_n = loops.forward(
-        gi, h0.contiguous(), w_hh_t, w.b_hh, batch_sizes, reverse, reset_after, False
+        gi, h0.contiguous(), w.w_hh, w.b_hh, batch_sizes, reverse, reset_after, False
     )
     return out, h_n
 

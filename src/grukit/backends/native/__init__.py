@@ -28,12 +28,13 @@ class NativeLoops:
     """``grukit.backends.fused.Loops`` in C++ (CPU, float32/float64)."""
 
     def forward(
-        self, gi: Tensor, h0: Tensor, w_hh_t: Tensor, b_hh: Tensor | None,
+        self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
         batch_sizes: Tensor, reverse: bool, reset_after: bool, save: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
         ext = build.load()
+        copy = fused.copies_operand(w_hh, gi.shape[0])  # for at::mm, where the kernel won't pack
         out, gates, hn, h_n = ext.gru_forward(
-            gi, h0, w_hh_t, b_hh, batch_sizes, reverse, reset_after, save
+            gi, h0, w_hh, b_hh, batch_sizes, reverse, reset_after, save, copy
         )
         return out, gates, hn, h_n
 

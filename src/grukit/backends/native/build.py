@@ -49,7 +49,7 @@ AVX512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "fma"}
 
 def compile_flags() -> list[str]:
     """-O3, plus AVX-512 (else AVX2 + FMA) and the at::vec capability macros if the CPU has them."""
-    flags = ["-O3"]
+    flags = ["-O3", "-fopenmp"]  # at::parallel_for is OpenMP inlined into the extension
     cpu = cpu_flags()
     if AVX512 <= cpu:
         flags += ["-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512", "-mavx512f", "-mavx512bw"]
@@ -133,6 +133,7 @@ def load() -> ModuleType | None:
                 name=name,
                 sources=[str(here / s) for s in SOURCES],
                 extra_cflags=flags,
+                extra_ldflags=["-fopenmp"],
                 build_directory=str(build),
                 verbose=False,
             )

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -103,11 +104,10 @@ inline void gemm_kernel(int64_t K, const float* A, int64_t lda, const float* pan
   }
 }
 
-// C (M, n) (+)= A (M, K) · B, B packed by pack_b; row strides lda, ldc.
-inline void gemm_packed(int64_t M, int64_t n, int64_t K, const float* A, int64_t lda,
-                        const float* packed, float* C, int64_t ldc, bool accumulate) {
-  const int64_t panels = (n + kPanel - 1) / kPanel;
-  for (int64_t p = 0; p < panels; ++p) {
+// Panels [p0, p1) of C (M, n) (+)= A (M, K) · B.
+inline void gemm_panels(int64_t p0, int64_t p1, int64_t M, int64_t n, int64_t K, const float* A,
+                        int64_t lda, const float* packed, float* C, int64_t ldc, bool accumulate) {
+  for (int64_t p = p0; p < p1; ++p) {
     const float* panel = packed + p * K * kPanel;
     const int64_t j0 = p * kPanel, cols = std::min(kPanel, n - j0);
     for (int64_t i0 = 0; i0 < M; i0 += kRows) {
@@ -125,6 +125,17 @@ inline void gemm_packed(int64_t M, int64_t n, int64_t K, const float* A, int64_t
       }
     }
   }
+}
+
+// C (M, n) (+)= A (M, K) · B, B packed by pack_b; row strides lda, ldc. With several
+// threads (at::get_num_threads), large products split their panels between them.
+inline void gemm_packed(int64_t M, int64_t n, int64_t K, const float* A, int64_t lda,
+                        const float* packed, float* C, int64_t ldc, bool accumulate) {
+  const int64_t panels = (n + kPanel - 1) / kPanel;
+  const int64_t per_thread = M * n * K < (int64_t(1) << 19) ? panels : 1;  // ~25 us serial
+  at::parallel_for(0, panels, per_thread, [&](int64_t lo, int64_t hi) {
+    gemm_panels(lo, hi, M, n, K, A, lda, packed, C, ldc, accumulate);
+  });
 }
 
 #endif  // GRUKIT_PACKED_GEMM

@@ -89,13 +89,17 @@ class StepGemm {
  public:
   StepGemm(const Tensor& B, int64_t steps, int slot) : B_(B) {
 #if GRUKIT_PACKED_GEMM
-    const int64_t K = B.size(0), n = B.size(1);
-    // Packing costs about half a step's product; narrow outputs waste a panel's columns.
-    if (B.scalar_type() == at::kFloat && steps >= 4 && n >= 128) {
+    if (packs(B, steps)) {
+      const int64_t K = B.size(0), n = B.size(1);
       packed_ = grukit::scratch(grukit::packed_size(K, n), slot);
       grukit::pack_b(B.data_ptr<float>(), K, n, B.stride(0), B.stride(1), packed_);
     }
 #endif
+  }
+
+  // Packing costs about half a step's product; narrow outputs waste a panel's columns.
+  static bool packs(const Tensor& B, int64_t steps) {
+    return GRUKIT_PACKED_GEMM && B.scalar_type() == at::kFloat && steps >= 4 && B.size(1) >= 128;
   }
 
   void operator()(const Tensor& A, Tensor& C, bool accumulate) const {
@@ -261,11 +265,12 @@ void backward_r(int64_t n, int64_t H, const T* drh, const T* gates, const T* hpr
 
 }  // namespace
 
-// gi (S, 3H), h0 (N, H), w_hh_t (H, 3H) (a copy or W_hh.t()), b_hh (3H,) or None, batch_sizes (T,).
+// gi (S, 3H), h0 (N, H), w_hh (3H, H), b_hh (3H,) or None, batch_sizes (T,); copy_operand:
+// give at::mm a contiguous W_hhᵀ where the packed kernel is not used (fused.copies_operand).
 // → out (S, H), gates (S or 0, 3H) [r, z, n], hn (S or 0, H), h_n (N, H).
-std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tensor& w_hh_t,
+std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tensor& w_hh,
                                 const c10::optional<Tensor>& b_hh, const Tensor& batch_sizes,
-                                bool reverse, bool reset_after, bool save) {
+                                bool reverse, bool reset_after, bool save, bool copy_operand) {
   TORCH_CHECK(gi_.device().is_cpu(), "grukit native: expected CPU tensors");
   const Tensor gi = gi_.contiguous();
   const int64_t S = gi.size(0), N = h0.size(0), H = h0.size(1);
@@ -280,6 +285,10 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
   Tensor ghn = at::empty({reset_after ? 0 : N, H}, opt);
   Tensor rh = at::empty({reset_after ? 0 : N, H}, opt);
   Tensor b = bias_or_zeros(b_hh, 3 * H, gi);
+  Tensor w_hh_t = w_hh.t();  // (H, 3H)
+  if (copy_operand && !StepGemm::packs(w_hh_t.narrow(1, 0, 2 * H), steps.T())) {
+    w_hh_t = w_hh_t.contiguous();
+  }
   Tensor w_rz = w_hh_t.narrow(1, 0, 2 * H), w_n = w_hh_t.narrow(1, 2 * H, H);  // (H, 2H), (H, H)
   const StepGemm gemm_h(reset_after ? w_hh_t : w_rz, steps.T(), 0);  // h W_hhᵀ or h W_rzᵀ
   const StepGemm gemm_rh(reset_after ? w_hh_t.narrow(1, 0, 0) : w_n, steps.T(), 1);  // (r⊙h) W_hnᵀ
