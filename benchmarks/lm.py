@@ -6,7 +6,9 @@ Linear head; SGD lr 1, gradient norm clipped at 1) on the same batches of The Ti
 (batch 32, 35 steps, sequential partitioning, state carried and detached) from the same
 initial weights. The d2l peer is d2l's code: ``RNNModel`` (``F.one_hot`` then ``nn.GRU``),
 ``train_epoch_ch8``'s step and ``grad_clipping``. The grukit peers are ``CharLM`` and the
-step of ``grukit lm train`` (``grukit.training.lm.train_step``), once per backend.
+step of ``grukit lm train`` (``grukit.training.lm.train_step``), once per backend. The
+process keeps freed memory for reuse as ``grukit lm train`` does
+(``grukit.training.memory``); every peer runs under that allocator setting.
 
 Timing (DESIGN.md §5): a fixed thread count, warm-up, interleaved blocks of training
 iterations with rotated order, median of ``--repeats`` blocks per peer; tokens/s and the
@@ -33,6 +35,7 @@ from grukit.data.text import load_corpus, seq_data_iter_sequential
 from grukit.models.charlm import CharLM
 from grukit.training import write_json
 from grukit.training.lm import PRESETS, train_step
+from grukit.training.memory import keep_freed_memory
 
 
 class D2LRNNModel(nn.Module):
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print("lm.py: error: expected --threads and --repeats > 0", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    # As `grukit lm train` does; process-wide, so the d2l peer runs under the same allocator.
+    keep_freed_memory()
     batches = _batches(args.seed)
     cfg = PRESETS["d2l"]
     vocab = 28

@@ -38,6 +38,7 @@ from ..data.text import (
 from ..models.charlm import CharLM, State
 from .checkpoint import load_weights, rng_state, save_weights, set_rng_state
 from .lm_config import PRESETS, LMConfig
+from .memory import keep_freed_memory
 from .plots import plot_curves
 from .progress import progress
 from .run_dir import RunDir
@@ -257,6 +258,7 @@ def train(
     resume: continue from ``out``'s checkpoint (its config.json must equal ``config``).
     until_epoch: stop after this epoch (as if interrupted); the run stays resumable.
     """
+    keep_freed_memory()  # the steps' large buffers are reused, not page-faulted in again
     run = RunDir(out).create()
     train_part, val_part, vocab = load_data(config)
     if resume:

@@ -6,9 +6,10 @@
 // step, 32 × 256 × 768); packing B once per sequence and running a register-blocked kernel
 // over it removes that cost. float32 with AVX-512 only; the callers use at::mm otherwise.
 //
-// Packed B: panels of NR = 48 columns; panel p is K rows of NR floats (zero past the last
-// column), 64-byte aligned. Kernel: MR = 8 rows × 48 columns of C in 24 zmm accumulators,
-// one broadcast of A and three loads of B per k; the sum over k runs in order 0..K−1.
+// Packed B: panels of NR = 48 or 32 columns (whichever leaves fewer padded columns: 48 for
+// 3H = 768, 32 for H = 256); panel p is K rows of NR floats (zero past the last column),
+// 64-byte aligned. Kernel: MR rows × NR columns of C in 24 zmm accumulators (8 × 48 or
+// 12 × 32), one broadcast of A and NR/16 loads of B per k; the sum over k runs in order.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -27,29 +28,37 @@
 
 namespace grukit {
 
-constexpr int64_t kPanel = 48;  // NR: columns per packed panel (3 zmm of floats)
-constexpr int64_t kRows = 8;    // MR: rows of C per kernel call
+// B (K, n) packed in panels of `width` columns.
+struct Packed {
+  float* data = nullptr;
+  int64_t K = 0, n = 0, width = 48;
+  int64_t panels() const { return (n + width - 1) / width; }
+  int64_t size() const { return panels() * K * width; }
+};
 
-// Floats of B (K, n) packed: ceil(n / NR) panels of K × NR.
-inline int64_t packed_size(int64_t K, int64_t n) { return (n + kPanel - 1) / kPanel * K * kPanel; }
+// The panel width with the fewer padded columns (48 on a tie: more work per load of A).
+inline int64_t panel_width(int64_t n) {
+  const int64_t pad48 = (48 - n % 48) % 48, pad32 = (32 - n % 32) % 32;
+  return pad32 < pad48 ? 32 : 48;
+}
 
-// B (K, n) with B(k, j) = src[k * sk + j * sj] → dst (packed_size(K, n),), 64-byte aligned.
+// B (K, n) with B(k, j) = src[k * sk + j * sj] → dst (size() floats, 64-byte aligned).
 // Reads run along src's contiguous axis: rows of B (sj = 1, W_hh backward) are copied in
-// NR-wide pieces; columns of B (sk = 1, W_hhᵀ forward) are scattered down the panel.
-inline void pack_b(const float* src, int64_t K, int64_t n, int64_t sk, int64_t sj, float* dst) {
-  const int64_t panels = (n + kPanel - 1) / kPanel;
-  for (int64_t p = 0; p < panels; ++p) {
-    const int64_t j0 = p * kPanel, cols = std::min(kPanel, n - j0);
-    float* panel = dst + p * K * kPanel;
-    if (cols < kPanel) {
-      for (int64_t k = 0; k < K; ++k) std::fill_n(panel + k * kPanel + cols, kPanel - cols, 0.0f);
+// panel-wide pieces; columns of B (sk = 1, W_hhᵀ forward) are scattered down the panel.
+inline void pack_b(const float* src, int64_t sk, int64_t sj, const Packed& dst) {
+  const int64_t K = dst.K, w = dst.width;
+  for (int64_t p = 0; p < dst.panels(); ++p) {
+    const int64_t j0 = p * w, cols = std::min(w, dst.n - j0);
+    float* panel = dst.data + p * K * w;
+    if (cols < w) {
+      for (int64_t k = 0; k < K; ++k) std::fill_n(panel + k * w + cols, w - cols, 0.0f);
     }
     if (sj == 1) {
-      for (int64_t k = 0; k < K; ++k) std::copy_n(src + k * sk + j0, cols, panel + k * kPanel);
+      for (int64_t k = 0; k < K; ++k) std::copy_n(src + k * sk + j0, cols, panel + k * w);
     } else {
       for (int64_t c = 0; c < cols; ++c) {
         const float* col = src + (j0 + c) * sj;
-        for (int64_t k = 0; k < K; ++k) panel[k * kPanel + c] = col[k * sk];
+        for (int64_t k = 0; k < K; ++k) panel[k * w + c] = col[k * sk];
       }
     }
   }
@@ -72,69 +81,69 @@ inline __mmask16 column_mask(int64_t cols, int64_t q) {
   return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
 }
 
-// C[0:R, 0:cols] (+)= A[0:R, 0:K] · panel (K, NR).
-template <int R>
+// C[0:R, 0:cols] (+)= A[0:R, 0:K] · panel (K, 16 V).
+template <int V, int R>
 inline void gemm_kernel(int64_t K, const float* A, int64_t lda, const float* panel, float* C,
                         int64_t ldc, int64_t cols, bool accumulate) {
-  __m512 acc[R][3];
-  const __mmask16 m0 = column_mask(cols, 0), m1 = column_mask(cols, 1), m2 = column_mask(cols, 2);
+  __m512 acc[R][V];
+  __mmask16 mask[V];
+  for (int q = 0; q < V; ++q) mask[q] = column_mask(cols, q);
   for (int i = 0; i < R; ++i) {
-    if (accumulate) {
-      acc[i][0] = _mm512_maskz_loadu_ps(m0, C + i * ldc);
-      acc[i][1] = _mm512_maskz_loadu_ps(m1, C + i * ldc + 16);
-      acc[i][2] = _mm512_maskz_loadu_ps(m2, C + i * ldc + 32);
-    } else {
-      acc[i][0] = acc[i][1] = acc[i][2] = _mm512_setzero_ps();
+    for (int q = 0; q < V; ++q) {
+      acc[i][q] = accumulate ? _mm512_maskz_loadu_ps(mask[q], C + i * ldc + 16 * q)
+                             : _mm512_setzero_ps();
     }
   }
   for (int64_t k = 0; k < K; ++k) {
-    const float* b = panel + k * kPanel;
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
+    const float* b = panel + k * 16 * V;
+    __m512 bk[V];
+    for (int q = 0; q < V; ++q) bk[q] = _mm512_load_ps(b + 16 * q);
     for (int i = 0; i < R; ++i) {
       const __m512 a = _mm512_set1_ps(A[i * lda + k]);
-      acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
-      acc[i][2] = _mm512_fmadd_ps(a, b2, acc[i][2]);
+      for (int q = 0; q < V; ++q) acc[i][q] = _mm512_fmadd_ps(a, bk[q], acc[i][q]);
     }
   }
   for (int i = 0; i < R; ++i) {
-    _mm512_mask_storeu_ps(C + i * ldc, m0, acc[i][0]);
-    _mm512_mask_storeu_ps(C + i * ldc + 16, m1, acc[i][1]);
-    _mm512_mask_storeu_ps(C + i * ldc + 32, m2, acc[i][2]);
+    for (int q = 0; q < V; ++q) _mm512_mask_storeu_ps(C + i * ldc + 16 * q, mask[q], acc[i][q]);
   }
 }
 
-// Panels [p0, p1) of C (M, n) (+)= A (M, K) · B.
-inline void gemm_panels(int64_t p0, int64_t p1, int64_t M, int64_t n, int64_t K, const float* A,
-                        int64_t lda, const float* packed, float* C, int64_t ldc, bool accumulate) {
-  for (int64_t p = p0; p < p1; ++p) {
-    const float* panel = packed + p * K * kPanel;
-    const int64_t j0 = p * kPanel, cols = std::min(kPanel, n - j0);
-    for (int64_t i0 = 0; i0 < M; i0 += kRows) {
-      const float* a = A + i0 * lda;
-      float* c = C + i0 * ldc + j0;
-      switch (std::min(kRows, M - i0)) {
-        case 8: gemm_kernel<8>(K, a, lda, panel, c, ldc, cols, accumulate); break;
-        case 7: gemm_kernel<7>(K, a, lda, panel, c, ldc, cols, accumulate); break;
-        case 6: gemm_kernel<6>(K, a, lda, panel, c, ldc, cols, accumulate); break;
-        case 5: gemm_kernel<5>(K, a, lda, panel, c, ldc, cols, accumulate); break;
-        case 4: gemm_kernel<4>(K, a, lda, panel, c, ldc, cols, accumulate); break;
-        case 3: gemm_kernel<3>(K, a, lda, panel, c, ldc, cols, accumulate); break;
-        case 2: gemm_kernel<2>(K, a, lda, panel, c, ldc, cols, accumulate); break;
-        default: gemm_kernel<1>(K, a, lda, panel, c, ldc, cols, accumulate); break;
-      }
+// Rows [0, M) of one panel, in blocks of MR = 24 / V rows (the last one shorter).
+template <int V>
+inline void gemm_panel_rows(int64_t M, int64_t K, const float* A, int64_t lda,
+                            const float* panel, float* C, int64_t ldc, int64_t cols,
+                            bool accumulate) {
+  constexpr int64_t MR = 24 / V;
+  for (int64_t i0 = 0; i0 < M; i0 += MR) {
+    const float* a = A + i0 * lda;
+    float* c = C + i0 * ldc;
+    switch (std::min(MR, M - i0)) {
+#define GRUKIT_ROWS(r) \
+  case r: gemm_kernel<V, r>(K, a, lda, panel, c, ldc, cols, accumulate); break;
+      GRUKIT_ROWS(12) GRUKIT_ROWS(11) GRUKIT_ROWS(10) GRUKIT_ROWS(9) GRUKIT_ROWS(8)
+      GRUKIT_ROWS(7) GRUKIT_ROWS(6) GRUKIT_ROWS(5) GRUKIT_ROWS(4) GRUKIT_ROWS(3)
+      GRUKIT_ROWS(2) default: gemm_kernel<V, 1>(K, a, lda, panel, c, ldc, cols, accumulate);
+#undef GRUKIT_ROWS
     }
   }
 }
 
-// C (M, n) (+)= A (M, K) · B, B packed by pack_b; row strides lda, ldc. With several
-// threads (at::get_num_threads), large products split their panels between them.
-inline void gemm_packed(int64_t M, int64_t n, int64_t K, const float* A, int64_t lda,
-                        const float* packed, float* C, int64_t ldc, bool accumulate) {
-  const int64_t panels = (n + kPanel - 1) / kPanel;
-  const int64_t per_thread = M * n * K < (int64_t(1) << 19) ? panels : 1;  // ~25 us serial
-  at::parallel_for(0, panels, per_thread, [&](int64_t lo, int64_t hi) {
-    gemm_panels(lo, hi, M, n, K, A, lda, packed, C, ldc, accumulate);
+// C (M, n) (+)= A (M, K) · B, B packed; row strides lda, ldc. With several threads
+// (at::get_num_threads), large products split their panels between them.
+inline void gemm_packed(int64_t M, const float* A, int64_t lda, const Packed& B, float* C,
+                        int64_t ldc, bool accumulate) {
+  const int64_t K = B.K, w = B.width;
+  const int64_t per_thread = M * B.n * K < (int64_t(1) << 19) ? B.panels() : 1;  // ~25 us
+  at::parallel_for(0, B.panels(), per_thread, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = lo; p < hi; ++p) {
+      const float* panel = B.data + p * K * w;
+      const int64_t cols = std::min(w, B.n - p * w);
+      if (w == 32) {
+        gemm_panel_rows<2>(M, K, A, lda, panel, C + p * w, ldc, cols, accumulate);
+      } else {
+        gemm_panel_rows<3>(M, K, A, lda, panel, C + p * w, ldc, cols, accumulate);
+      }
+    }
   });
 }
 

@@ -90,9 +90,9 @@ class StepGemm {
   StepGemm(const Tensor& B, int64_t steps, int slot) : B_(B) {
 #if GRUKIT_PACKED_GEMM
     if (packs(B, steps)) {
-      const int64_t K = B.size(0), n = B.size(1);
-      packed_ = grukit::scratch(grukit::packed_size(K, n), slot);
-      grukit::pack_b(B.data_ptr<float>(), K, n, B.stride(0), B.stride(1), packed_);
+      packed_.K = B.size(0), packed_.n = B.size(1), packed_.width = grukit::panel_width(B.size(1));
+      packed_.data = grukit::scratch(packed_.size(), slot);
+      grukit::pack_b(B.data_ptr<float>(), B.stride(0), B.stride(1), packed_);
     }
 #endif
   }
@@ -104,9 +104,9 @@ class StepGemm {
 
   void operator()(const Tensor& A, Tensor& C, bool accumulate) const {
 #if GRUKIT_PACKED_GEMM
-    if (packed_) {
-      grukit::gemm_packed(A.size(0), B_.size(1), B_.size(0), A.data_ptr<float>(), A.stride(0),
-                          packed_, C.data_ptr<float>(), C.stride(0), accumulate);
+    if (packed_.data) {
+      grukit::gemm_packed(A.size(0), A.data_ptr<float>(), A.stride(0), packed_,
+                          C.data_ptr<float>(), C.stride(0), accumulate);
       return;
     }
 #endif
@@ -119,7 +119,7 @@ class StepGemm {
 
  private:
   Tensor B_;
-  float* packed_ = nullptr;
+  grukit::Packed packed_;
 };
 
 Tensor bias_or_zeros(const c10::optional<Tensor>& b, int64_t n, const Tensor& like) {
