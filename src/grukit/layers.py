@@ -173,15 +173,18 @@ class RNNBase(nn.Module):
         owner = type(self).__name__
         w0 = self.weight_ih_l0
         packed = isinstance(input, PackedSequence)
-        if isinstance(input, OneHot):
-            return self._forward_onehot(owner, input, hx)
-        if packed:
+        onehot = isinstance(input, OneHot)
+        if onehot:
+            x, unbatched = self._onehot_input(owner, input)  # indices (T, N)
+            batch_sizes, batch = None, x.indices.shape[1]
+            like = w0.new_empty(0, batch, self.input_size)  # dtype and device of the dense input
+        elif packed:
             x, batch_sizes = input.data, input.batch_sizes
             check.tensor(owner, "PackedSequence data", x)
             if x.dim() != 2:
                 raise ValueError(f"{owner}: expected 2-D PackedSequence data, got {x.dim()}-D")
             check.batch_sizes(owner, batch_sizes, x.shape[0])
-            batch, unbatched = int(batch_sizes[0]), False
+            batch, unbatched, like = int(batch_sizes[0]), False, x
         else:
             x = check.tensor(owner, "input", input)
             batch_sizes = None
@@ -197,74 +200,21 @@ class RNNBase(nn.Module):
                 x = x.transpose(0, 1)  # (T, N, I)
             if x.shape[0] == 0:
                 raise ValueError(f"{owner}: expected a non-empty sequence (T >= 1), got T = 0")
-            batch = x.shape[1]
-        check.like_weights(owner, "input", x, w0)
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{owner}: expected input with {self.input_size} features (input_size), "
-                f"got {x.shape[-1]}"
-            )
-        states = self._initial_state(owner, hx, batch, unbatched, x)
+            batch, like = x.shape[1], x
+        if not onehot:
+            check.like_weights(owner, "input", x, w0)
+            if x.shape[-1] != self.input_size:
+                raise ValueError(
+                    f"{owner}: expected input with {self.input_size} features (input_size), "
+                    f"got {x.shape[-1]}"
+                )
+        states = self._initial_state(owner, hx, batch, unbatched, like)
         if packed and input.sorted_indices is not None:
             states = tuple(s.index_select(1, input.sorted_indices) for s in states)
-        mod = resolve(owner, self.backend, self.spec, x)
-        output, h_n = self._run_layers(mod, x, batch_sizes, states)
 
-        if packed:
-            if input.unsorted_indices is not None:
-                h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
-            result = PackedSequence(
-                output, batch_sizes, input.sorted_indices, input.unsorted_indices
-            )
-        elif unbatched:
-            result = output.squeeze(1)  # (T, D·P)
-            h_n = tuple(s.squeeze(1) for s in h_n)  # (D·L, ·)
-        else:
-            result = output.transpose(0, 1) if self.batch_first else output  # (N, T, D·P)
-        return result, (h_n if self.kind == "lstm" else h_n[0])
-
-    def _forward_onehot(self, owner: str, input: OneHot, hx):  # noqa: A002 (torch's name)
-        """``forward`` for one-hot input given as indices: the backends that accept
-        ``OneHot`` (``accepts_onehot``) gather W_ih's columns, the others get the dense
-        one-hot tensor. Same result as ``forward(input.dense(dtype))``."""
-        w0 = self.weight_ih_l0
-        input.validate(owner)
-        if input.num_classes != self.input_size:
-            raise ValueError(
-                f"{owner}: expected input with {self.input_size} features (input_size), "
-                f"got OneHot of {input.num_classes} classes"
-            )
-        idx = input.indices
-        if idx.dim() not in (1, 2):
-            raise ValueError(
-                f"{owner}: expected OneHot indices of 2 dimensions (T, N) or 1 (T,) unbatched, "
-                f"got {idx.dim()}-D of shape {tuple(idx.shape)}"
-            )
-        if idx.device != w0.device:
-            raise ValueError(
-                f"{owner}: expected OneHot indices on device {w0.device} (the weights'), "
-                f"got {idx.device}"
-            )
-        unbatched = idx.dim() == 1
-        x = input.unsqueeze() if unbatched else input.transpose() if self.batch_first else input
-        T, batch = x.indices.shape  # (T, N)
-        if T == 0:
-            raise ValueError(f"{owner}: expected a non-empty sequence (T >= 1), got T = 0")
-        probe = w0.new_empty(0, batch, self.input_size)  # dtype and device of the dense input
-        states = self._initial_state(owner, hx, batch, unbatched, probe)
-        mod = resolve(owner, self.backend, self.spec, probe)
-        rows = x if getattr(mod, "accepts_onehot", False) else x.dense(w0.dtype)  # (T, N, I)
-        output, h_n = self._run_layers(mod, rows, None, states)
-        if unbatched:
-            output, h_n = output.squeeze(1), tuple(s.squeeze(1) for s in h_n)  # (T, ·)
-        elif self.batch_first:
-            output = output.transpose(0, 1)  # (N, T, D·P)
-        return output, (h_n if self.kind == "lstm" else h_n[0])
-
-    def _run_layers(
-        self, mod, x: Tensor | OneHot, batch_sizes: Tensor | None, states: State
-    ) -> tuple[Tensor, State]:
-        """Every layer and direction on backend ``mod`` → (output, h_n (D·L, N, ·) each)."""
+        mod = resolve(owner, self.backend, self.spec, like)
+        if onehot and not getattr(mod, "accepts_onehot", False):
+            x = x.dense(w0.dtype)  # (T, N, I): this backend multiplies the one-hot rows
         output, finals = x, []
         for layer in range(self.num_layers):
             outs = []
@@ -284,7 +234,46 @@ class RNNBase(nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 output = nn.functional.dropout(output, self.dropout, training=True)
         h_n = tuple(torch.stack([f[k] for f in finals]) for k in range(len(states)))  # (D·L, N, ·)
-        return output, h_n
+
+        if packed:
+            if input.unsorted_indices is not None:
+                h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
+            result = PackedSequence(
+                output, batch_sizes, input.sorted_indices, input.unsorted_indices
+            )
+        elif unbatched:
+            result = output.squeeze(1)  # (T, D·P)
+            h_n = tuple(s.squeeze(1) for s in h_n)  # (D·L, ·)
+        else:
+            result = output.transpose(0, 1) if self.batch_first else output  # (N, T, D·P)
+        return result, (h_n if self.kind == "lstm" else h_n[0])
+
+    def _onehot_input(self, owner: str, input: OneHot) -> tuple[OneHot, bool]:  # noqa: A002
+        """One-hot input as indices checked and put time-major: (OneHot (T, N), unbatched).
+        Backends that accept ``OneHot`` (``accepts_onehot``) gather W_ih's columns; the
+        others get the dense one-hot tensor. Same result as ``forward(input.dense(dtype))``."""
+        input.validate(owner)
+        if input.num_classes != self.input_size:
+            raise ValueError(
+                f"{owner}: expected input with {self.input_size} features (input_size), "
+                f"got OneHot of {input.num_classes} classes"
+            )
+        idx, w0 = input.indices, self.weight_ih_l0
+        if idx.dim() not in (1, 2):
+            raise ValueError(
+                f"{owner}: expected OneHot indices of 2 dimensions (T, N) or 1 (T,) unbatched, "
+                f"got {idx.dim()}-D of shape {tuple(idx.shape)}"
+            )
+        if idx.device != w0.device:
+            raise ValueError(
+                f"{owner}: expected OneHot indices on device {w0.device} (the weights'), "
+                f"got {idx.device}"
+            )
+        unbatched = idx.dim() == 1
+        x = input.unsqueeze() if unbatched else input.transpose() if self.batch_first else input
+        if x.indices.shape[0] == 0:
+            raise ValueError(f"{owner}: expected a non-empty sequence (T >= 1), got T = 0")
+        return x, unbatched
 
     def _initial_state(self, owner: str, hx, batch: int, unbatched: bool, x: Tensor) -> State:
         """Zeros when hx is None, else hx checked and given a batch axis: (D·L, N, ·)…"""

@@ -42,11 +42,12 @@ class OneHot:
             raise TypeError(f"{owner}: expected OneHot indices of dtype int64, got {idx.dtype}")
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ValueError(f"{owner}: expected OneHot num_classes a positive int, got {k!r}")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= k):
-            raise ValueError(
-                f"{owner}: expected OneHot indices in [0, {k}), got values in "
-                f"[{int(idx.min())}, {int(idx.max())}]"
-            )
+        if idx.numel():
+            lo, hi = (int(v) for v in torch.aminmax(idx))  # one pass over the indices
+            if lo < 0 or hi >= k:
+                raise ValueError(
+                    f"{owner}: expected OneHot indices in [0, {k}), got values in [{lo}, {hi}]"
+                )
 
     def dense(self, dtype: torch.dtype) -> Tensor:
         """The one-hot vectors: indices shape + (num_classes,), of ``dtype``."""

@@ -312,7 +312,7 @@ def gru_direction(
 def run_with(
     loops: Loops,
     spec: CellSpec,
-    x: Tensor,
+    x: Tensor | OneHot,
     batch_sizes: Tensor | None,
     state: tuple[Tensor, ...],
     weights: Weights,
@@ -324,14 +324,14 @@ def run_with(
         raise ValueError(f"{name} backend: computes only the GRU, got cell kind {spec.kind!r}")
     if isinstance(x, OneHot):  # padded one-hot input as indices (T, N)
         T, N = x.indices.shape
-        sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
         rows = x.indices.reshape(T * N)  # (T·N,)
     elif batch_sizes is None:
         T, N, I = x.shape
-        sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
         rows = x.reshape(T * N, I)  # (T·N, I)
     else:
-        sizes, rows = batch_sizes, x  # (T,), (S, I)
+        rows = x  # (S, I)
+    # (T,) every sequence runs every step unless packed
+    sizes = torch.full((T,), N, dtype=torch.int64) if batch_sizes is None else batch_sizes
     out, h_n = gru_direction(
         loops, rows, state[0], weights, sizes, reverse=reverse, reset_after=spec.reset_after
     )
