@@ -286,8 +286,9 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
   Tensor rh = at::empty({reset_after ? 0 : N, H}, opt);
   Tensor b = bias_or_zeros(b_hh, 3 * H, gi);
   Tensor w_hh_t = w_hh.t();  // (H, 3H)
-  if (copy_operand && !StepGemm::packs(w_hh_t.narrow(1, 0, 2 * H), steps.T())) {
-    w_hh_t = w_hh_t.contiguous();
+  const int64_t first = reset_after ? 3 * H : 2 * H;  // columns of the first product
+  if (copy_operand && !StepGemm::packs(w_hh_t.narrow(1, 0, first), steps.T())) {
+    w_hh_t = w_hh_t.contiguous();  // at::mm runs the first product: 5-10% faster on a copy
   }
   Tensor w_rz = w_hh_t.narrow(1, 0, 2 * H), w_n = w_hh_t.narrow(1, 2 * H, H);  // (H, 2H), (H, H)
   const StepGemm gemm_h(reset_after ? w_hh_t : w_rz, steps.T(), 0);  // h W_hhᵀ or h W_rzᵀ
