@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import torch
 from torch import Tensor
 
-from . import fused, native, reference, torch_builtin
+from . import fused, native, ops, reference, torch_builtin
 from .spec import CellSpec, Weights, reverse_packed_index
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "Weights",
     "available_backends",
     "check_backend_name",
+    "ops",
     "resolve",
+    "under_torch_func",
     "reverse_packed_index",
 ]
 
@@ -62,8 +65,20 @@ def check_backend_name(owner: str, backend: object) -> str:
     return backend
 
 
+def under_torch_func() -> bool:
+    """Whether a ``torch.func`` transform (grad, jvp, vmap, jacrev, …) is running this call.
+
+    The fast loops are operators with registered reverse-mode autograd only; forward mode
+    and batching rules are torch's own for plain ops. So under these transforms every layer
+    and cell runs the reference loop (``functional`` cells, the same function) instead."""
+    return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
+
+
 def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> ModuleType:
-    """The backend module that runs ``spec`` on tensors like ``x``."""
+    """The backend module that runs ``spec`` on tensors like ``x`` (the reference loop under
+    ``torch.func`` transforms, see ``under_torch_func``)."""
+    if under_torch_func():
+        return reference
     if backend == "auto":
         for mod in BACKENDS.values():
             if mod.supports(spec, x) and mod.available():

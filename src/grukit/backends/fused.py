@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..onehot import OneHot, projection, projection_weight_grad
@@ -224,11 +225,173 @@ def previous_states(out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool)
     return torch.cat((out, h0)).index_select(0, index)  # (S, H)
 
 
+#: The serial loops by name: "torch" here; ``grukit.backends.native`` adds "native". The
+#: operators (``grukit.backends.ops``) take the name, so a traced graph records which ran.
+LOOPS: dict[str, Loops] = {"torch": TORCH_LOOPS}
+
+
+def forward_rows(
+    loops: Loops,
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    batch_sizes: Tensor,
+    reverse: bool,
+    reset_after: bool,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """x (S, I) rows of all steps (or (S,) one-hot indices), h0 (N, H) → out (S, H),
+    h_n (N, H), and for the backward gates (S, 3H) [r, z, n] and hn (S, H) (reset_after),
+    both with 0 rows unless ``save``. An empty batch (N = 0) returns empty outputs."""
+    S, N, H = x.shape[0], h0.shape[0], w_hh.shape[1]
+    if S == 0 or N == 0:  # nothing runs: the state stays h0
+        empty = h0.new_empty(0, 3 * H), h0.new_empty(0, H)
+        return h0.new_empty(S, H), h0.clone(), *empty
+    gi = projection(x, w_ih, b_ih)  # (S, 3H)
+    out, gates, hn, h_n = loops.forward(
+        gi, h0.contiguous(), w_hh, b_hh, batch_sizes, reverse, reset_after, save
+    )
+    if save and gates.shape[0] != S:  # a loop that keeps only scratch rows (N) without save
+        raise RuntimeError("grukit fused: the loops did not save the gates")
+    return out, h_n, gates, hn
+
+
+#: backward_loops(dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse, reset_after)
+#:   -> (dgi (S, 3H), dghn (S, H), dh0 (N, H), hprev (S, H))
+def backward_loops(
+    loops: Loops,
+    dout: Tensor,
+    dh_n: Tensor,
+    gates: Tensor,
+    hn: Tensor,
+    out: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    batch_sizes: Tensor,
+    reverse: bool,
+    reset_after: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The serial part of the backward: the state before every step, hprev (S, H), and the
+    loops' pre-activation gradients dgi (S, 3H), dghn (S, H) and dh0 (N, H)."""
+    hprev = previous_states(out, h0, batch_sizes, reverse)  # (S, H)
+    dgi, dghn, dh0 = loops.backward(
+        dout.contiguous(),
+        dh_n.contiguous(),
+        gates,
+        hn,
+        hprev,
+        w_hh.contiguous(),
+        batch_sizes,
+        reverse,
+        reset_after,
+    )
+    return dgi, dghn, dh0, hprev
+
+
+def backward_rows(
+    loops_backward: Any,
+    saved: tuple[Tensor | None, ...],
+    dout: Tensor,
+    dh_n: Tensor,
+    batch_sizes: Tensor,
+    reverse: bool,
+    reset_after: bool,
+    needs: tuple[bool, ...],
+) -> tuple[Tensor | None, ...]:
+    """Gradients of ``forward_rows``'s (out, h_n) for (x, h0, w_ih, w_hh, b_ih, b_hh).
+
+    saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn) from a forward with ``save``;
+    loops_backward(dout, dh_n, gates, hn, out, h0, w_hh) runs ``backward_loops``. After the
+    serial loop the weight, bias and input gradients are a few large GEMMs over all S rows.
+    """
+    x, h0, w_ih, w_hh, b_ih, out, gates, hn = saved
+    assert x is not None and h0 is not None and w_ih is not None and w_hh is not None
+    assert out is not None and gates is not None and hn is not None
+    S, N, H = x.shape[0], h0.shape[0], w_hh.shape[1]
+    if S == 0 or N == 0:  # an empty batch: h_n is h0
+        zeros = [t.new_zeros(t.shape) if t is not None else None for t in (x, h0, w_ih, w_hh)]
+        zb = None if b_ih is None else b_ih.new_zeros(b_ih.shape)
+        grads = (zeros[0], dh_n, zeros[2], zeros[3], zb, zb)
+        return tuple(g if need else None for g, need in zip(grads, needs, strict=True))
+    dgi, dghn, dh0, hprev = loops_backward(dout, dh_n, gates, hn, out, h0, w_hh)
+    dx = dgi @ w_ih if needs[0] else None  # (S, I)
+    dw_ih = projection_weight_grad(dgi, x, w_ih.shape[1]) if needs[2] else None  # (3H, I)
+    dw_hh = None
+    if needs[3]:  # dgh = [dgi_r, dgi_z, dghn]; W_hn multiplies h (reset_after) or r ⊙ h
+        h_n = hprev if reset_after else gates[:, :H] * hprev  # (S, H)
+        dw_hh = torch.cat((dgi[:, : 2 * H].t() @ hprev, dghn.t() @ h_n))  # (3H, H)
+    db_ih = db_hh = None
+    if b_ih is not None and (needs[4] or needs[5]):
+        ones = dgi.new_ones(dgi.shape[0])  # (S,) column sums as GEMVs: 2x sum(0)
+        db_ih = ones @ dgi  # (3H,)
+        db_hh = torch.cat((db_ih[: 2 * H], ones @ dghn)) if reset_after else db_ih  # (3H,)
+        db_ih, db_hh = (db_ih if needs[4] else None), (db_hh if needs[5] else None)
+    return dx, dh0 if needs[1] else None, dw_ih, dw_hh, db_ih, db_hh
+
+
+def differentiable_grads(
+    inputs: tuple[Tensor | None, ...],
+    dout: Tensor,
+    dh_n: Tensor,
+    batch_sizes: Tensor,
+    reverse: bool,
+    reset_after: bool,
+    needs: tuple[bool, ...],
+) -> tuple[Tensor | None, ...]:
+    """The same gradients as ``backward_rows``, as a graph of their own (``create_graph``):
+    the reference loop (``grukit.backends.reference``) run again on the saved inputs and
+    differentiated by autograd, so double backward (gradient penalties, ``gradgradcheck``,
+    Hessian-vector products) is exact rather than silently zero.
+
+    inputs = (x (S, I) or indices (S,), h0 (N, H), w_ih, w_hh, b_ih, b_hh).
+    """
+    from . import reference  # the oracle; imported here, it is only needed for 2nd order
+
+    x, h0, w_ih, w_hh, b_ih, b_hh = inputs
+    assert x is not None and h0 is not None and w_ih is not None and w_hh is not None
+    dense = x if x.is_floating_point() else F.one_hot(x, w_ih.shape[1]).to(w_ih.dtype)  # (S, I)
+    T = batch_sizes.numel()
+    with torch.enable_grad():
+        rows = dense.view(T, -1, dense.shape[1]) if padded(x, h0, batch_sizes) else dense
+        out, (h_n,) = reference.run(
+            CellSpec("gru", reset_after),
+            rows,
+            None if rows.dim() == 3 else batch_sizes,
+            (h0,),
+            Weights(w_ih, w_hh, b_ih, b_hh),
+            reverse=reverse,
+        )
+    wrt = [t for t, need in zip(inputs, needs, strict=True) if need and t is not None]
+    got = iter(
+        torch.autograd.grad(
+            (out.reshape(dout.shape), h_n), wrt, (dout, dh_n), create_graph=True, allow_unused=True
+        )
+    )
+    grads = [
+        next(got) if need and t is not None else None for t, need in zip(inputs, needs, strict=True)
+    ]
+    return tuple(
+        t.new_zeros(t.shape) if g is None and need and t is not None else g
+        for g, t, need in zip(grads, inputs, needs, strict=True)
+    )
+
+
+def padded(x: Tensor, h0: Tensor, batch_sizes: Tensor) -> bool:
+    """Whether every step runs all N rows (T·N rows): the data is a padded batch."""
+    return x.shape[0] == batch_sizes.numel() * h0.shape[0]
+
+
 class GRUFunction(torch.autograd.Function):
-    """One GRU direction: (x (S, I), h0 (N, H), weights) → (out (S, H), h_n (N, H)).
+    """One GRU direction in eager mode: (x (S, I), h0 (N, H), weights) → (out (S, H),
+    h_n (N, H)). The traced counterpart is the operator ``grukit::gru``
+    (``grukit.backends.ops``); both run ``forward_rows`` and ``backward_rows``.
 
     x may also be indices (S,) of one-hot rows (``grukit.onehot``): the input product is
-    then a gather and its weight gradient a scatter-add."""
+    then a gather and its weight gradient a scatter-add. The backward is differentiable:
+    with ``create_graph`` it returns ``differentiable_grads``."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -244,73 +407,88 @@ class GRUFunction(torch.autograd.Function):
         reset_after: bool,
         loops: Loops,
     ) -> tuple[Tensor, Tensor]:
-        gi = projection(x, w_ih, b_ih)  # (S, 3H)
-        out, gates, hn, h_n = loops.forward(
-            gi, h0.contiguous(), w_hh, b_hh, batch_sizes, reverse, reset_after, True
+        out, h_n, gates, hn = forward_rows(
+            loops, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, reset_after, True
         )
-        ctx.save_for_backward(x, h0, w_ih, w_hh, out, gates, hn)
-        ctx.meta = (batch_sizes, reverse, reset_after, loops, b_ih is not None)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn)
+        ctx.meta = (batch_sizes, reverse, reset_after, loops)
         return out, h_n
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dout: Tensor, dh_n: Tensor) -> tuple[Tensor | None, ...]:
-        x, h0, w_ih, w_hh, out, gates, hn = ctx.saved_tensors
-        batch_sizes, reverse, reset_after, loops, has_bias = ctx.meta
-        H = h0.shape[1]
-        hprev = previous_states(out, h0, batch_sizes, reverse)  # (S, H)
-        dgi, dghn, dh0 = loops.backward(
-            dout.contiguous(),
-            dh_n.contiguous(),
-            gates,
-            hn,
-            hprev,
-            w_hh.contiguous(),
-            batch_sizes,
-            reverse,
-            reset_after,
-        )
-        need = ctx.needs_input_grad
-        dx = dgi @ w_ih if need[0] else None  # (S, I)
-        dw_ih = projection_weight_grad(dgi, x, w_ih.shape[1]) if need[2] else None  # (3H, I)
-        dw_hh = None
-        if need[3]:  # dgh = [dgi_r, dgi_z, dghn]; W_hn multiplies h (reset_after) or r ⊙ h
-            h_n = hprev if reset_after else gates[:, :H] * hprev  # (S, H)
-            dw_hh = torch.cat((dgi[:, : 2 * H].t() @ hprev, dghn.t() @ h_n))  # (3H, H)
-        db_ih = db_hh = None
-        if has_bias and (need[4] or need[5]):
-            ones = dgi.new_ones(dgi.shape[0])  # (S,) column sums as GEMVs: 2x sum(0)
-            db_ih = ones @ dgi  # (3H,)
-            db_hh = torch.cat((db_ih[: 2 * H], ones @ dghn)) if reset_after else db_ih  # (3H,)
-            db_ih, db_hh = (db_ih if need[4] else None), (db_hh if need[5] else None)
-        return dx, dh0 if need[1] else None, dw_ih, dw_hh, db_ih, db_hh, None, None, None, None
+        x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn = ctx.saved_tensors
+        batch_sizes, reverse, reset_after, loops = ctx.meta
+        needs = tuple(ctx.needs_input_grad[:6])
+        if torch.is_grad_enabled():  # create_graph: the gradients must be differentiable too
+            inputs = (x, h0, w_ih, w_hh, b_ih, b_hh)
+            grads = differentiable_grads(
+                inputs, dout, dh_n, batch_sizes, reverse, reset_after, needs
+            )
+        else:
+
+            def run_loops(*a: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                return backward_loops(loops, *a, batch_sizes, reverse, reset_after)
+
+            saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn)
+            grads = backward_rows(
+                run_loops, saved, dout, dh_n, batch_sizes, reverse, reset_after, needs
+            )
+        return (*grads, None, None, None, None)
+
+
+def traced() -> bool:
+    """Whether a tool is tracing this call (``torch.compile``, ``torch.export``, ONNX export,
+    ``jit.trace``, ``make_fx``/fake tensors, ``torch.func``): then the loops run as the
+    operator ``grukit::gru``, which these tools see as one op with fake kernels and
+    registered autograd. In plain eager mode the same functions are called directly,
+    which saves the operator's ~17 µs dispatch per call (a one-step stream is ~60 µs)."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return True
+    return torch._C._len_torch_dispatch_stack() > 0 or torch._C._are_functorch_transforms_active()
 
 
 def gru_direction(
-    loops: Loops,
+    loops: str,
     x: Tensor,
     h0: Tensor,
     weights: Weights,
-    batch_sizes: Tensor,
+    batch_sizes: Tensor | None,
     *,
     reverse: bool,
     reset_after: bool,
 ) -> tuple[Tensor, Tensor]:
-    """x (S, I) rows of all steps (or (S,) one-hot indices), h0 (N, H) → out (S, H),
-    h_n (N, H); autograd only if needed."""
+    """x (T, N, I) padded (``batch_sizes`` None) or (S, I) packed, or one-hot indices (T, N),
+    h0 (N, H) → out (T, N, H) or (S, H), h_n (N, H), through the loops named ``loops``;
+    autograd only if needed."""
     w = weights
     tensors = (x, h0, w.w_ih, w.w_hh, w.b_ih, w.b_hh)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        return GRUFunction.apply(*tensors, batch_sizes, reverse, reset_after, loops)
-    gi = projection(x, w.w_ih, w.b_ih)  # (S, 3H)
-    out, _, _, h_n = loops.forward(
-        gi, h0.contiguous(), w.w_hh, w.b_hh, batch_sizes, reverse, reset_after, False
-    )
+    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    if traced():
+        # jit.trace checks its graph under no_grad: a traced graph must not depend on grad
+        # mode, so it keeps no gates and its backward recomputes them (exact, slower).
+        save = grad and not torch.jit.is_tracing()
+        out, h_n, _, _ = torch.ops.grukit.gru(
+            *tensors, batch_sizes, reverse, reset_after, save, loops
+        )
+        return out, h_n
+    if batch_sizes is None:
+        T, N = x.shape[0], x.shape[1]
+        rows = x.reshape(T * N, *x.shape[2:])  # (T·N, I) or (T·N,) indices
+        sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
+    else:
+        rows, sizes = x, batch_sizes  # (S, I)
+    impl = LOOPS[loops]
+    if grad:
+        out, h_n = GRUFunction.apply(rows, *tensors[1:], sizes, reverse, reset_after, impl)
+    else:
+        out, h_n, _, _ = forward_rows(impl, rows, *tensors[1:], sizes, reverse, reset_after, False)
+    if batch_sizes is None:
+        out = out.view(T, N, out.shape[-1])  # (T, N, H)
     return out, h_n
 
 
 def run_with(
-    loops: Loops,
+    loops: str,
     spec: CellSpec,
     x: Tensor | OneHot,
     batch_sizes: Tensor | None,
@@ -319,24 +497,13 @@ def run_with(
     *,
     reverse: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """The backend contract (``grukit.backends.spec``) on top of a pair of serial loops."""
+    """The backend contract (``grukit.backends.spec``) on top of the loops named ``loops``."""
     if spec.kind != "gru":
         raise ValueError(f"{name} backend: computes only the GRU, got cell kind {spec.kind!r}")
-    if isinstance(x, OneHot):  # padded one-hot input as indices (T, N)
-        T, N = x.indices.shape
-        rows = x.indices.reshape(T * N)  # (T·N,)
-    elif batch_sizes is None:
-        T, N, I = x.shape
-        rows = x.reshape(T * N, I)  # (T·N, I)
-    else:
-        rows = x  # (S, I)
-    # (T,) every sequence runs every step unless packed
-    sizes = torch.full((T,), N, dtype=torch.int64) if batch_sizes is None else batch_sizes
+    data = x.indices if isinstance(x, OneHot) else x  # (T, N) indices, (T, N, I) or (S, I)
     out, h_n = gru_direction(
-        loops, rows, state[0], weights, sizes, reverse=reverse, reset_after=spec.reset_after
+        loops, data, state[0], weights, batch_sizes, reverse=reverse, reset_after=spec.reset_after
     )
-    if batch_sizes is None:
-        out = out.view(T, N, -1)  # (T, N, H)
     return out, (h_n,)
 
 
@@ -358,4 +525,4 @@ def run(
     reverse: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One direction of one GRU layer through ``GRUFunction`` with the torch-op loops."""
-    return run_with(TORCH_LOOPS, spec, x, batch_sizes, state, weights, reverse=reverse)
+    return run_with("torch", spec, x, batch_sizes, state, weights, reverse=reverse)

@@ -50,6 +50,7 @@ class NativeLoops:
 
 
 NATIVE_LOOPS = NativeLoops()
+fused.LOOPS[name] = NATIVE_LOOPS  # the operators name their loops (grukit.backends.ops)
 
 
 def available() -> bool:
@@ -72,8 +73,9 @@ def run(
     *,
     reverse: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """One direction of one GRU layer through ``fused.GRUFunction`` with the C++ loops."""
-    return fused.run_with(NATIVE_LOOPS, spec, x, batch_sizes, state, weights, reverse=reverse)
+    """One direction of one GRU layer through ``fused.GRUFunction`` (eager) or the operator
+    ``grukit::gru`` (traced) with the C++ loops."""
+    return fused.run_with(name, spec, x, batch_sizes, state, weights, reverse=reverse)
 
 
 def gru_cell(
