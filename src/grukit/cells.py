@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from . import _checks as check
 from . import functional as F
-from .backends import CellSpec, check_backend_name, fused, native
+from .backends import CellSpec, check_backend_name, fused, native, under_torch_func
 
 _GRU_SPEC = CellSpec("gru")  # native and fused compute both variants
 
@@ -131,7 +131,15 @@ class GRUCell(RNNCellBase):
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
         kernel = self._kernel(x)
-        if kernel is None:
+        if kernel is not None and fused.traced():  # one operator for tracing tools: T = 1
+            name = "native" if kernel is native.NATIVE_LOOPS else "torch"
+            grad = torch.is_grad_enabled() and any(
+                t is not None and t.requires_grad for t in (x, h, *w)
+            )
+            save = grad and not torch.jit.is_tracing()  # see fused.gru_direction
+            seq = x.unsqueeze(0)  # (1, N, I)
+            out = torch.ops.grukit.gru(seq, h, *w, None, False, self.reset_after, save, name)[1]
+        elif kernel is None:
             out = F.gru_cell(x, h, *w, reset_after=self.reset_after)  # (N, H)
         elif kernel is native.NATIVE_LOOPS and not (
             torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h, *w))
@@ -162,10 +170,14 @@ class GRUCell(RNNCellBase):
                 and any(t is not None and t.requires_grad for t in (x, h, *weights))
             )
             and native.available()
+            and not fused.traced()
         )
 
     def _kernel(self, x: Tensor) -> fused.Loops | None:
-        """The fused loops this step runs through, or None for ``functional.gru_cell``."""
+        """The fused loops this step runs through, or None for ``functional.gru_cell``
+        (also under ``torch.func`` transforms: ``grukit.backends.under_torch_func``)."""
+        if under_torch_func():
+            return None
         if self.backend == "fused":
             return fused.TORCH_LOOPS
         if self.backend == "native":

@@ -75,10 +75,15 @@ def under_torch_func() -> bool:
 
 
 def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> ModuleType:
-    """The backend module that runs ``spec`` on tensors like ``x`` (the reference loop under
-    ``torch.func`` transforms, see ``under_torch_func``)."""
+    """The backend module that runs ``spec`` on tensors like ``x``.
+
+    Under ``torch.func`` transforms the reference loop (``under_torch_func``); during ONNX
+    export the backends whose calls map onto ONNX's own GRU / RNN / LSTM operators (the
+    ``grukit::gru`` operator, torch's kernels), whatever ``backend`` says: same function."""
     if under_torch_func():
         return reference
+    if torch.onnx.is_in_onnx_export():  # ONNX has GRU/RNN/LSTM operators: map to them
+        return fused if spec.kind == "gru" else torch_builtin
     if backend == "auto":
         for mod in BACKENDS.values():
             if mod.supports(spec, x) and mod.available():

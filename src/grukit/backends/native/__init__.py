@@ -53,6 +53,7 @@ NATIVE_LOOPS = NativeLoops()
 fused.LOOPS[name] = NATIVE_LOOPS  # the operators name their loops (grukit.backends.ops)
 
 
+@torch.compiler.assume_constant_result  # torch.compile runs it once while tracing
 def available() -> bool:
     """Whether the kernel is built (or can be built now); builds it on first call."""
     return build.load() is not None
