@@ -90,3 +90,18 @@ def batch_sizes(owner: str, bs: Tensor, rows: int) -> None:
             f"{owner}: expected PackedSequence data with {total} rows (sum of batch_sizes), "
             f"got {rows}"
         )
+
+
+def parameter(owner: str, name: str, p: object, expected: tuple[int, ...], like: Tensor) -> None:
+    """A module's parameter ``name``: a floating tensor of shape ``expected`` with the dtype
+    and device of ``like`` (its first weight)."""
+    if not isinstance(p, Tensor):
+        raise TypeError(
+            f"{owner}: expected parameter {name} to be a tensor, got {type(p).__name__}"
+        )
+    if tuple(p.shape) != tuple(expected):
+        raise ValueError(
+            f"{owner}: expected parameter {name} of shape {tuple(expected)}, got {tuple(p.shape)}"
+        )
+    if p is not like:
+        like_weights(owner, f"parameter {name}", p, like)

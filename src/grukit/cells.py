@@ -15,6 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from . import _autocast as autocast
 from . import _checks as check
 from . import functional as F
 from .backends import CellSpec, check_backend_name, fused, native, under_torch_func
@@ -44,6 +45,12 @@ class RNNCellBase(nn.Module):
         self.bias = check.flag(owner, "bias", bias)
         factory = {"device": device, "dtype": dtype}
         rows = num_chunks * hidden_size
+        self._param_shapes = {
+            "weight_ih": (rows, input_size),
+            "weight_hh": (rows, hidden_size),
+            "bias_ih": (rows,),
+            "bias_hh": (rows,),
+        }
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
         self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, **factory))
         if bias:
@@ -63,9 +70,24 @@ class RNNCellBase(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}"
         return s if self.bias else s + ", bias=False"
 
+    def _check_parameters(self, owner: str) -> None:
+        """Every parameter still a tensor of the shape, dtype and device the cell was built
+        with (a user may have replaced one): checked before any kernel reads memory."""
+        names = (
+            ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            if self.bias
+            else ("weight_ih", "weight_hh")
+        )
+        for name in names:
+            check.parameter(
+                owner, name, getattr(self, name), self._param_shapes[name], self.weight_ih
+            )
+
     def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:  # noqa: A002
-        """Checked input with a batch axis, and whether it came without one."""
+        """Checked input with a batch axis, and whether it came without one (parameters
+        checked too)."""
         owner = type(self).__name__
+        self._check_parameters(owner)
         check.tensor(owner, "input", input)
         if input.dim() not in (1, 2):
             raise ValueError(
@@ -128,6 +150,14 @@ class GRUCell(RNNCellBase):
         w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
         if self._streaming_call(input, hx, w):  # the checks below, cheaply, for the common case
             return native.gru_cell(input, hx, *w, reset_after=self.reset_after)  # (N, H)
+        if autocast.enabled(w[0]):
+            return autocast.run(self._forward, w[0], input, hx)
+        return self._forward(input, hx)
+
+    def _forward(self, input: Tensor, hx: Tensor | None) -> Tensor:  # noqa: A002
+        """``forward`` past the streaming fast path, without autocast."""
+        p = self._parameters
+        w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
         kernel = self._kernel(x)
@@ -153,10 +183,15 @@ class GRUCell(RNNCellBase):
     def _streaming_call(self, x: object, h: object, weights: tuple) -> bool:
         """Whether this call is a batched CPU inference step for the native kernel with
         inputs that pass every check of ``forward``: x (N, I) and h (N, H) like the weights."""
-        w = weights[0]
+        w, shapes = weights[0], self._param_shapes
         return (
             type(x) is Tensor
             and type(h) is Tensor
+            and all(type(t) is nn.Parameter for t in (weights if self.bias else weights[:2]))
+            and w.shape == shapes["weight_ih"]
+            and weights[1].shape == shapes["weight_hh"]
+            and (not self.bias or weights[2].shape == weights[3].shape == shapes["bias_ih"])
+            and all(t is None or (t.dtype == w.dtype and t.device == w.device) for t in weights)
             and self.backend in ("auto", "native")
             and x.dim() == 2
             and x.shape[1] == self.input_size
@@ -209,6 +244,8 @@ class RNNCell(RNNCellBase):
         super().__init__(input_size, hidden_size, bias, 1, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
+        if autocast.enabled(self.weight_ih):
+            return autocast.run(self.forward, self.weight_ih, input, hx)
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
         out = F.rnn_cell(
@@ -243,6 +280,8 @@ class LSTMCell(RNNCellBase):
         input: Tensor,
         hx: tuple[Tensor, Tensor] | None = None,  # noqa: A002
     ) -> tuple[Tensor, Tensor]:
+        if autocast.enabled(self.weight_ih):
+            return autocast.run(self.forward, self.weight_ih, input, hx)
         x, unbatched = self._check_input(input)  # (N, I)
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
             raise TypeError(

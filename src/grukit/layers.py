@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from . import _autocast as autocast
 from . import _checks as check
 from .backends import CellSpec, Weights, check_backend_name, resolve
 from .onehot import OneHot
@@ -91,6 +92,7 @@ class RNNBase(nn.Module):
         directions = 2 if bidirectional else 1
         self._flat_weights_names: list[str] = []
         self._all_weights: list[list[str]] = []
+        self._param_shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(num_layers):
             for direction in range(directions):
                 layer_in = input_size if layer == 0 else real_hidden * directions
@@ -107,6 +109,7 @@ class RNNBase(nn.Module):
                 for stem, shape in shapes:
                     name = stem + suffix
                     self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+                    self._param_shapes[name] = shape
                     names.append(name)
                 self._flat_weights_names.extend(names)
                 self._all_weights.append(names)
@@ -127,6 +130,14 @@ class RNNBase(nn.Module):
 
     def flatten_parameters(self) -> None:
         """No-op, for code written against torch.nn (grukit keeps no flat buffer)."""
+
+    def _check_parameters(self, owner: str) -> None:
+        """Every parameter still a tensor of the shape, dtype and device the layer was built
+        with (a user may have replaced one): checked before any kernel reads memory."""
+        w0 = self.weight_ih_l0
+        for names in self._all_weights:
+            for name in names:
+                check.parameter(owner, name, getattr(self, name), self._param_shapes[name], w0)
 
     def _weights(self, layer: int, direction: int) -> Weights:
         names = self._all_weights[layer * self.num_directions + direction]
@@ -169,8 +180,19 @@ class RNNBase(nn.Module):
         """Run every layer and direction.
 
         Returns ``(output, h_n)``; LSTM ``(output, (h_n, c_n))``.
+
+        Under ``torch.autocast`` the recurrence runs in the weights' dtype (float32), with
+        autocast off inside, and the results come back in the input's dtype, as
+        ``torch.nn.GRU``'s do: bfloat16 input gives bfloat16 output, float32 gives float32.
         """
+        if autocast.enabled(self.weight_ih_l0):
+            return autocast.run(self._forward, self.weight_ih_l0, input, hx)
+        return self._forward(input, hx)
+
+    def _forward(self, input: Tensor | PackedSequence | OneHot, hx=None):  # noqa: A002
+        """``forward`` without autocast."""
         owner = type(self).__name__
+        self._check_parameters(owner)
         w0 = self.weight_ih_l0
         packed = isinstance(input, PackedSequence)
         onehot = isinstance(input, OneHot)

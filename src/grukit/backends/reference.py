@@ -55,8 +55,14 @@ def run(
     *,
     reverse: bool = False,
 ) -> tuple[Tensor, State]:
-    """Run one direction of one layer, one ``functional`` step at a time."""
+    """Run one direction of one layer, one ``functional`` step at a time.
+
+    Under ``torch.compile`` padded input runs the same steps through ``scan`` (torch's
+    higher-order op), so the graph holds one loop of symbolic length instead of T unrolled
+    steps: no recompilation per sequence length."""
     step = step_function(spec)
+    if batch_sizes is None and torch.compiler.is_compiling():
+        return _scan(step, x, state, weights, reverse)
     if batch_sizes is None:
         inputs = list(x.unbind(0))  # T × (N, I)
         sizes = [x.shape[1]] * len(inputs)
@@ -77,3 +83,21 @@ def run(
         outputs[t] = new[0]
     out = torch.stack(outputs) if batch_sizes is None else torch.cat(outputs)  # (T, N, H) | (S, H)
     return out, state
+
+
+def _scan(
+    step: Callable[[Tensor, State, Weights], State],
+    x: Tensor,
+    state: State,
+    weights: Weights,
+    reverse: bool,
+) -> tuple[Tensor, State]:
+    """``run`` for padded x (T, N, I) as a ``scan`` over time: → (T, N, H), final state."""
+    from torch._higher_order_ops.scan import scan
+
+    def body(carry: State, x_t: Tensor) -> tuple[State, Tensor]:
+        new = step(x_t, carry, weights)  # (N, H)…
+        return new, new[0].clone()  # a scan output must not alias the carry
+
+    final, out = scan(body, state, x.flip(0) if reverse else x)  # out (T, N, H)
+    return (out.flip(0) if reverse else out), tuple(final)
