@@ -190,3 +190,30 @@ def test_device_is_kept_on_cuda() -> None:
     back = from_torch(theirs)
     assert all(p.is_cuda for p in back.parameters())
     _bitwise(back.state_dict(), ours.state_dict())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_quantize_dynamic_with_the_mapping_quantizes_grukit_modules() -> None:
+    """quantize_dynamic alone leaves grukit modules float (torch's mapping lacks them); with
+    dynamic_quant_mapping() they become torch's dynamic quantized modules, equal (exactly)
+    to quantizing the torch.nn twins."""
+    from torch.ao.nn.quantized import dynamic as nnqd
+    from torch.ao.quantization import quantize_dynamic
+
+    from grukit.interop import dynamic_quant_mapping
+
+    model = nn.ModuleDict(
+        {"gru": grukit.GRU(I, H, num_layers=2), "cell": grukit.LSTMCell(I, H)}
+    ).eval()
+    spec = {grukit.GRU, grukit.LSTMCell}
+    assert type(quantize_dynamic(model, spec)["gru"]) is grukit.GRU  # the silent default
+    q = quantize_dynamic(model, spec, mapping=dynamic_quant_mapping())
+    assert type(q["gru"]) is nnqd.GRU and type(q["cell"]) is nnqd.LSTMCell
+    twins = nn.ModuleDict({k: to_torch(m) for k, m in model.items()})
+    q_twins = quantize_dynamic(twins, {nn.GRU, nn.LSTMCell})
+    x = torch.randn(T, N, I)
+    assert torch.equal(q["gru"](x)[0], q_twins["gru"](x)[0])
+    assert torch.equal(q["cell"](x[0])[0], q_twins["cell"](x[0])[0])
+    with pytest.raises(ValueError, match="reset_after=False"):
+        old = nn.Sequential(grukit.GRU(I, H, reset_after=False))
+        quantize_dynamic(old, {grukit.GRU}, mapping=dynamic_quant_mapping())

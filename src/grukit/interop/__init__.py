@@ -26,7 +26,7 @@ from .onnx_layout import (
     to_onnx_lstm,
     to_onnx_rnn,
 )
-from .torch_nn import from_torch, to_torch
+from .torch_nn import dynamic_quant_mapping, from_torch, to_torch
 
 __all__ = [
     "from_keras_gru",
@@ -43,4 +43,5 @@ __all__ = [
     "to_onnx_rnn",
     "to_torch",
     "from_torch",
+    "dynamic_quant_mapping",
 ]

@@ -10,16 +10,22 @@ shapes and gate order are the same on both sides (torch's), so the copy is a
 
 One grukit variant has no torch twin: the GRU / GRUCell with ``reset_after=False``
 (n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)); ``to_torch`` raises ValueError for it.
+
+``dynamic_quant_mapping()`` lets ``torch.ao.quantization.quantize_dynamic`` quantize
+grukit modules (through ``to_torch``) instead of silently leaving them in float; nothing
+is registered in torch's global tables.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from torch import nn
 
 from ..cells import GRUCell, LSTMCell, RNNCell
 from ..layers import GRU, LSTM, RNN
 
-__all__ = ["to_torch", "from_torch"]
+__all__ = ["to_torch", "from_torch", "dynamic_quant_mapping"]
 
 GrukitModule = GRU | RNN | LSTM | GRUCell | RNNCell | LSTMCell
 TorchModule = nn.GRU | nn.RNN | nn.LSTM | nn.GRUCell | nn.RNNCell | nn.LSTMCell
@@ -127,3 +133,42 @@ def from_torch(module: TorchModule, *, backend: str = "auto") -> GrukitModule:
     else:
         twin = LSTMCell(*sizes, bias=module.bias, **factory)
     return _copy_into(twin, module)
+
+
+class _ThroughTorch:
+    """A ``quantize_dynamic`` mapping entry: ``from_float`` converts the grukit module with
+    ``to_torch`` and hands it, with its qconfig, to torch's dynamic quantized class."""
+
+    _target: Any  # torch.ao.nn.quantized.dynamic.GRU, ...
+
+    @classmethod
+    def from_float(cls, mod: nn.Module, **kwargs: Any) -> nn.Module:
+        twin = to_torch(mod)
+        twin.qconfig = getattr(mod, "qconfig", None)
+        return cls._target.from_float(twin, **kwargs)
+
+
+def dynamic_quant_mapping() -> dict[type, type]:
+    """torch's default dynamic-quantization mapping plus grukit's GRU, LSTM, GRUCell,
+    LSTMCell and RNNCell (quantized as torch's ``nn.quantized.dynamic`` classes, after
+    ``to_torch``). Use as
+    ``quantize_dynamic(model, {grukit.GRU, nn.Linear}, mapping=dynamic_quant_mapping())``.
+    torch has no dynamic quantized RNN, so grukit.RNN (like nn.RNN) stays float; a
+    reset_after=False GRU raises ValueError (``to_torch``)."""
+    from torch.ao.nn.quantized import dynamic as nnqd  # imported here: torch.ao warns on use
+    from torch.ao.quantization.quantization_mappings import (
+        get_default_dynamic_quant_module_mappings,
+    )
+
+    pairs = {
+        GRU: nnqd.GRU,
+        LSTM: nnqd.LSTM,
+        GRUCell: nnqd.GRUCell,
+        LSTMCell: nnqd.LSTMCell,
+        RNNCell: nnqd.RNNCell,
+    }
+    mapping = dict(get_default_dynamic_quant_module_mappings())
+    for ours, target in pairs.items():
+        name = f"Quantized{ours.__name__}ThroughTorch"
+        mapping[ours] = type(name, (_ThroughTorch,), {"_target": target, "_FLOAT_MODULE": ours})
+    return mapping
