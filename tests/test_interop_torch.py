@@ -11,6 +11,9 @@ from torch import nn
 import grukit
 from grukit.interop import from_torch, to_torch
 
+# torch's own note when its LSTM with proj_size runs (grukit's "auto" and nn.LSTM alike)
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+
 T, N, I, H = 5, 3, 4, 6
 
 LAYERS = {
