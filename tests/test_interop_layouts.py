@@ -295,6 +295,15 @@ def test_results_share_no_memory_with_the_inputs() -> None:
     assert not np.shares_memory(to_keras_rnn(sd)[0], k)
 
 
+@pytest.mark.filterwarnings("error")
+def test_read_only_arrays_are_accepted_without_warnings() -> None:
+    arrays = [np.ones(s, np.float32) for s in ((1, 3 * H, I), (1, 3 * H, H), (1, 6 * H))]
+    for a in arrays:
+        a.setflags(write=False)
+    sd = from_onnx_gru(*arrays, linear_before_reset=0)
+    assert all(_bits(a) == _bits(b) for a, b in zip(to_onnx_gru(sd), arrays, strict=True))
+
+
 def test_cell_state_dicts_convert_like_layer_zero() -> None:
     cell = grukit.GRUCell(I, H)
     layer = grukit.GRU(I, H)

@@ -31,11 +31,12 @@ class LayerWeights(NamedTuple):
 
 
 def as_tensor(fn: str, name: str, value: object) -> Tensor:
-    """A floating NumPy array or tensor as a tensor (NumPy's memory is shared, not copied)."""
+    """A floating NumPy array or tensor as a tensor (a writeable array's memory is shared;
+    a read-only one is copied, which torch.from_numpy would warn about)."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind != "f":
             raise TypeError(f"{fn}: expected {name} of a floating dtype, got {value.dtype}")
-        return torch.from_numpy(value)
+        return torch.from_numpy(value if value.flags.writeable else value.copy())
     if isinstance(value, Tensor):
         if not value.is_floating_point():
             raise TypeError(f"{fn}: expected {name} of a floating dtype, got {value.dtype}")
