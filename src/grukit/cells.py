@@ -61,6 +61,26 @@ class RNNCellBase(nn.Module):
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
 
+    @classmethod
+    def from_torch(cls, module: nn.Module, *, backend: str = "auto") -> RNNCellBase:
+        """The grukit cell equal to ``module`` (a ``torch.nn.GRUCell``/``RNNCell``/
+        ``LSTMCell``), with a copy of its weights (``grukit.interop.from_torch``)."""
+        from .interop.torch_nn import from_torch
+
+        cell = from_torch(module, backend=backend)
+        if not isinstance(cell, cls):
+            raise TypeError(
+                f"{cls.__name__}.from_torch: expected a torch.nn.{cls.__name__}, "
+                f"got {type(module).__name__}"
+            )
+        return cell
+
+    def to_torch(self) -> nn.Module:
+        """The ``torch.nn`` cell equal to this one, with a copy of its weights."""
+        from .interop.torch_nn import to_torch
+
+        return to_torch(self)
+
     def reset_parameters(self) -> None:
         stdv = 1.0 / math.sqrt(self.hidden_size)
         for weight in self.parameters():

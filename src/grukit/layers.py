@@ -128,16 +128,44 @@ class RNNBase(nn.Module):
     def all_weights(self) -> list[list[nn.Parameter]]:
         return [[getattr(self, name) for name in names] for names in self._all_weights]
 
+    @property
+    def _flat_weights(self) -> list[nn.Parameter]:
+        """The parameters in ``_flat_weights_names`` order, as ``torch.nn.RNNBase`` has them."""
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, *, backend: str = "auto") -> RNNBase:
+        """The grukit layer equal to ``module`` (a ``torch.nn.GRU``/``RNN``/``LSTM``): same
+        arguments, a copy of its weights (``grukit.interop.from_torch``)."""
+        from .interop.torch_nn import from_torch
+
+        layer = from_torch(module, backend=backend)
+        if not isinstance(layer, cls):
+            raise TypeError(
+                f"{cls.__name__}.from_torch: expected a torch.nn.{cls.__name__}, "
+                f"got {type(module).__name__}"
+            )
+        return layer
+
+    def to_torch(self) -> nn.RNNBase:
+        """The ``torch.nn`` layer equal to this one, with a copy of its weights; raises
+        ValueError for the GRU with reset_after=False, which torch does not have."""
+        from .interop.torch_nn import to_torch
+
+        return to_torch(self)
+
     def flatten_parameters(self) -> None:
         """No-op, for code written against torch.nn (grukit keeps no flat buffer)."""
 
     def _check_parameters(self, owner: str) -> None:
         """Every parameter still a tensor of the shape, dtype and device the layer was built
         with (a user may have replaced one): checked before any kernel reads memory."""
-        w0 = self.weight_ih_l0
-        for names in self._all_weights:
-            for name in names:
-                check.parameter(owner, name, getattr(self, name), self._param_shapes[name], w0)
+        params = self._parameters  # one dict, not a Module.__getattr__ per parameter
+        w0 = params["weight_ih_l0"]
+        for name, shape in self._param_shapes.items():
+            p = params.get(name)
+            if p is None or p.shape != shape or p.dtype != w0.dtype or p.device != w0.device:
+                check.parameter(owner, name, p, shape, w0)  # raises, naming what is wrong
 
     def _weights(self, layer: int, direction: int) -> Weights:
         names = self._all_weights[layer * self.num_directions + direction]

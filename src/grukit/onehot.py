@@ -42,7 +42,11 @@ class OneHot:
             raise TypeError(f"{owner}: expected OneHot indices of dtype int64, got {idx.dtype}")
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ValueError(f"{owner}: expected OneHot num_classes a positive int, got {k!r}")
-        if idx.numel():
+        if torch.compiler.is_compiling():  # no data-dependent branch: a runtime assert
+            torch._assert_async(
+                ((idx >= 0) & (idx < k)).all(), f"{owner}: expected OneHot indices in [0, {k})"
+            )
+        elif idx.numel():
             lo, hi = (int(v) for v in torch.aminmax(idx))  # one pass over the indices
             if lo < 0 or hi >= k:
                 raise ValueError(

@@ -78,11 +78,13 @@ def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> ModuleType:
     """The backend module that runs ``spec`` on tensors like ``x``.
 
     Under ``torch.func`` transforms the reference loop (``under_torch_func``); during ONNX
-    export the backends whose calls map onto ONNX's own GRU / RNN / LSTM operators (the
+    export and ``jit.trace`` the backends that run one call per layer direction (the
     ``grukit::gru`` operator, torch's kernels), whatever ``backend`` says: same function."""
     if under_torch_func():
         return reference
-    if torch.onnx.is_in_onnx_export():  # ONNX has GRU/RNN/LSTM operators: map to them
+    if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+        # One call per layer direction that ONNX maps to its GRU / RNN / LSTM operators and
+        # a jit trace replays at any length; a Python loop would be traced unrolled.
         return fused if spec.kind == "gru" else torch_builtin
     if backend == "auto":
         for mod in BACKENDS.values():

@@ -95,9 +95,15 @@ def _scan(
     """``run`` for padded x (T, N, I) as a ``scan`` over time: → (T, N, H), final state."""
     from torch._higher_order_ops.scan import scan
 
-    def body(carry: State, x_t: Tensor) -> tuple[State, Tensor]:
+    def body(carry: State, x_t: Tensor) -> tuple[State, State]:
         new = step(x_t, carry, weights)  # (N, H)…
-        return new, new[0].clone()  # a scan output must not alias the carry
+        return new, tuple(s.clone() for s in new)  # a scan output must not alias the carry
 
-    final, out = scan(body, state, x.flip(0) if reverse else x)  # out (T, N, H)
-    return (out.flip(0) if reverse else out), tuple(final)
+    # The final state is read from the per-step outputs, not scan's carry: the carry's
+    # shapes come back as fresh symbols, which torch.export then pins to the example's N.
+    # The initial state goes in as tensors of its own: a view of the layer's (D·L, N, H)
+    # state makes the traced scan guard on its base's strides, pinning N.
+    init = tuple(s.clone() for s in state)
+    _, steps = scan(body, init, x.flip(0) if reverse else x)  # each (T, N, ·)
+    out = steps[0].flip(0) if reverse else steps[0]  # (T, N, H)
+    return out, tuple(s[-1] for s in steps)

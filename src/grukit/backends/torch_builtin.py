@@ -50,10 +50,11 @@ def run(
     """
     if not supports(spec, x):
         raise ValueError("torch backend: GRU with reset_after=False is not a torch kernel")
-    if batch_sizes is None and torch.compiler.is_compiling():
-        # torch.compile unrolls these kernels' time loop (a graph per length, LSTM's backward
-        # fails in mkldnn_rnn_layer); the
-        # reference steps run as one scan instead: the same function (tested to 1e-10).
+    compiling = torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()
+    if batch_sizes is None and compiling:
+        # torch.compile unrolls these kernels' time loop (a graph per length; LSTM's
+        # backward fails in mkldnn_rnn_layer): the reference steps run as one scan instead,
+        # the same function. ONNX export keeps the kernels: they map to ONNX RNN / LSTM.
         return reference.run(spec, x, batch_sizes, state, weights, reverse=reverse)
     flat = [w for w in weights if w is not None]
     has_bias = weights.b_ih is not None

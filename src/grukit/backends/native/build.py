@@ -73,9 +73,13 @@ def compiler() -> str | None:
 
 
 def _build_key(flags: list[str]) -> str:
-    """Hash of what the binary depends on: sources, flags, torch and Python versions."""
+    """Hash of what the binary depends on: sources and their folder, flags, torch and
+    Python versions."""
     h = hashlib.sha256()
     here = Path(__file__).parent
+    # The sources' folder too: torch's build.ninja names absolute paths, so two checkouts
+    # sharing a cache would otherwise rebuild each other's kernel on every load.
+    h.update(str(here.resolve()).encode())
     for src in SOURCES + HEADERS:
         h.update((here / src).read_bytes())
     h.update(" ".join(flags).encode())
