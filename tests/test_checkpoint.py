@@ -91,7 +91,8 @@ def test_atomic_write_replaces_whole_and_read_json_names_bad_json(tmp_path) -> N
 
 
 def test_metrics_resume_drops_lines_past_the_checkpoint_and_a_torn_last_line(tmp_path) -> None:
-    run = RunDir(tmp_path / "run").create()
+    (tmp_path / "run").mkdir()
+    run = RunDir(tmp_path / "run")
     for epoch in (1, 2, 3):
         run.append_metrics({"epoch": epoch})
     with open(run.metrics, "a") as f:

@@ -73,6 +73,6 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main([*args, "--out", str(tmp_path / "r")]) == 2
     assert "training points" in capsys.readouterr().err
     assert main([*args[:4], "--validation", "5", "--out", str(tmp_path / "r")]) == 2
-    assert "expected --validation 0" in capsys.readouterr().err
+    assert "expected validation 0" in capsys.readouterr().err
     assert main(["forecast", "predict", "--run", str(tmp_path / "none")]) == 2
-    assert "config.json" in capsys.readouterr().err
+    assert "expected a run directory" in capsys.readouterr().err

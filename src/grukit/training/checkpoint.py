@@ -5,13 +5,19 @@ nested structure of dicts, lists, tuples, strings, numbers, None and tensors: th
 tensors go into the safetensors body, the structure (as JSON, tensors replaced by
 references) into the safetensors header's metadata. One file, written atomically
 (temporary file, fsync, rename), so a crash leaves the old checkpoint or the new
-one, never half of either.
+one, never half of either. Files are created with the mode the umask allows (as ``open``
+would), and a target that is not a regular file (a FIFO, a device, a folder) is refused.
+
+Every safetensors file written here carries a content digest in its header metadata
+(``integrity.content_digest``: tensor table, metadata and body); loading verifies it, so
+a flipped bit, a relabelled dtype or a truncated file is refused, never loaded.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +27,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+
+from .integrity import DIGEST_KEY, content_digest
 
 __all__ = [
     "atomic_write",
@@ -32,17 +40,60 @@ __all__ = [
     "set_rng_state",
     "save_weights",
     "load_weights",
+    "umask",
 ]
 
 _META_KEY = "grukit.state"
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
+def umask() -> int:
+    """The process's umask (read from /proc where it can be, else set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK:
+          "a block device", stat.S_IFDIR: "a folder", stat.S_IFSOCK: "a socket"}  # fmt: skip
+
+
+def check_writable_target(path: str | os.PathLike, *, follow_links: bool = True) -> None:
+    """Refuse a ``path`` that exists and is not a regular file (or, with
+    ``follow_links=False``, that is a symbolic link)."""
     path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        if not follow_links:
+            raise ValueError(f"atomic_write: expected {path} to be a regular file, got a link")
+        return  # replaced by the rename, not followed
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise ValueError(
+            f"atomic_write: expected {path} to be a regular file or absent, got {kind}"
+        )
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+
+    The file gets mode 0o666 less the umask; an existing ``path`` that is not a regular
+    file (or a link, which is replaced, not followed) raises ValueError."""
+    path = Path(path)
+    check_writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -51,7 +102,12 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a folder, so a rename or a new entry in it survives a crash."""
+    dir_fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -63,16 +119,21 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
+def _loads(text: bytes | str, what: str, where: object) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"expected {what} {where} to hold valid JSON, got: {err}") from None
+    except RecursionError:
+        raise ValueError(f"expected {what} {where} to hold JSON, got nesting too deep") from None
+
+
 def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
     """Read JSON; a missing file raises FileNotFoundError, a bad one ValueError naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expected {what} at {path}, found none")
-    text = path.read_bytes()
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"expected {what} {path} to hold valid JSON, got: {err}") from None
+    return _loads(path.read_bytes(), what, path)
 
 
 def _pack(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -108,22 +169,39 @@ def _unpack(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 
 
 def _read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, header metadata) of a safetensors file; errors name the file."""
+    """(tensors, header metadata) of a safetensors file written here, its content digest
+    verified; errors name the file."""
     data = path.read_bytes()
     try:
+        digest = content_digest(data)
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, json.JSONDecodeError) as err:
+    except (SafetensorError, ValueError, json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"expected {what} in {path}, got an unreadable file ({err})") from None
+    if meta.get(DIGEST_KEY) is None:
+        raise ValueError(
+            f"expected {what} in {path} with a content digest ({DIGEST_KEY}), got none "
+            "(written by another tool or an older grukit)"
+        )
+    if meta[DIGEST_KEY] != digest:
+        raise ValueError(
+            f"expected {what} in {path} to match its content digest, got different content "
+            "(the file is damaged or was edited)"
+        )
     return tensors, meta
+
+
+def _save_with_digest(path: str | os.PathLike, tensors: dict, metadata: dict[str, str]) -> None:
+    digest = content_digest(st_save(tensors, metadata=metadata))
+    atomic_write(path, st_save(tensors, metadata={**metadata, DIGEST_KEY: digest}))
 
 
 def save_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
     """Save a nested structure holding tensors as one safetensors file, atomically."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _pack(state, tensors)
-    atomic_write(path, st_save(tensors, metadata={_META_KEY: json.dumps(skeleton)}))
+    _save_with_digest(path, tensors, {_META_KEY: json.dumps(skeleton, allow_nan=False)})
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
@@ -135,9 +213,9 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     tensors, meta = _read_safetensors(path, "a grukit checkpoint")
     try:
         state = _unpack(json.loads(meta[_META_KEY]), tensors)
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError, RecursionError) as err:
         raise ValueError(
-            f"expected a grukit checkpoint in {path}, got a foreign header ({err})"
+            f"expected a grukit checkpoint in {path}, got a foreign header ({err!r})"
         ) from None
     if not isinstance(state, dict):
         raise ValueError(f"expected a grukit checkpoint in {path}, got {type(state).__name__}")
@@ -159,7 +237,7 @@ def save_weights(
     """A model's weights as a plain safetensors file (readable by any safetensors tool),
     with its config as JSON in the header metadata under "config"; atomic."""
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
-    atomic_write(path, st_save(tensors, metadata={"config": json.dumps(dict(config))}))
+    _save_with_digest(path, tensors, {"config": json.dumps(dict(config), allow_nan=False)})
 
 
 def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -168,8 +246,7 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     if not path.is_file():
         raise FileNotFoundError(f"expected model weights at {path}, found none")
     tensors, meta = _read_safetensors(path, "safetensors model weights")
-    try:
-        config = json.loads(meta.get("config", "{}"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"expected a JSON config in the header of {path}, got: {err}") from None
+    config = _loads(meta.get("config", "{}"), "the config in the header of", path)
+    if not isinstance(config, dict):
+        raise ValueError(f"expected a config object in {path}, got {type(config).__name__}")
     return tensors, config

@@ -6,6 +6,13 @@ weights of the epoch with the best validation MAE), checkpoint.safetensors (each
 epoch, for ``resume``), metrics.jsonl, summary.json, forecast.png and curves.png.
 ``predict_forecast(run)`` forecasts the H steps after the end of a series.
 
+As for the language model: config.json stores the sha256 of the series trained on; an
+existing run is replaced only with ``overwrite=True`` (swapped in once the new run's first
+checkpoint is written); ``resume=True`` refuses a missing run, changed data, a changed
+config (only ``epochs`` may grow) and a checkpoint that fails its digest or invariants;
+a non-finite loss, validation error or weight stops training (``TrainingDiverged``)
+with the last good checkpoint kept.
+
 Letters: T time, C columns, L lookback, H horizon, Q quantiles, N windows.
 """
 
@@ -13,6 +20,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..backends import resolve as resolve_backend
 from ..data.series import (
     BUNDLED,
     Scaler,
@@ -33,12 +44,27 @@ from ..data.series import (
 )
 from ..models.forecaster import Forecaster
 from .checkpoint import load_weights, rng_state, save_weights, set_rng_state
+from .integrity import (
+    TrainingDiverged,
+    check_epoch,
+    check_optimizer_state,
+    check_rng_state,
+    check_state_dict,
+    finite_number,
+)
 from .metrics import forecast_metrics, mase_scale, naive, seasonal_naive
 from .plots import plot_curves, plot_forecast
 from .progress import progress
 from .run_dir import RunDir
 
-__all__ = ["ForecastConfig", "PRESETS", "train_forecast", "predict_forecast", "load_series"]
+__all__ = [
+    "ForecastConfig",
+    "PRESETS",
+    "TrainingDiverged",
+    "load_series",
+    "predict_forecast",
+    "train_forecast",
+]
 
 
 @dataclass
@@ -81,10 +107,10 @@ _GENERIC = {"log": False, "diff": 0, "hidden_size": 32, "epochs": 150, "lr": 3e-
 def load_series(config: ForecastConfig) -> Series:
     if config.csv is not None:
         if not config.columns:
-            raise ValueError("forecast: expected --column NAME with --csv, got none")
+            raise ValueError("load_series: expected the CSV's columns to use, got none")
         return load_csv(config.csv, list(config.columns), date_column=config.date_column)
     if config.dataset is None:
-        raise ValueError("forecast: expected --dataset or --csv, got neither")
+        raise ValueError("load_series: expected a bundled dataset or a CSV, got neither")
     return load_bundled(config.dataset)
 
 
@@ -103,20 +129,41 @@ def resolve(config: ForecastConfig, series: Series) -> ForecastConfig:
         c.validation = c.horizon
     if c.lookback is None:
         c.lookback = 2 * c.season if c.season > 1 else 2 * c.horizon
-    for name in ("horizon", "lookback", "season", "hidden_size", "epochs", "batch_size"):
+    ints = ("horizon", "lookback", "season", "hidden_size", "epochs", "batch_size", "num_layers")
+    for name in ints:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"forecast: expected --{name.replace('_', '-')} >= 1, got {v!r}")
+            raise ValueError(f"ForecastConfig: expected {name} >= 1, got {v!r}")
     if not isinstance(c.validation, int) or not (c.validation == 0 or c.validation >= c.horizon):
         raise ValueError(
-            f"forecast: expected --validation 0 (keep the last epoch) or >= the horizon "
+            f"ForecastConfig: expected validation 0 (keep the last epoch) or >= the horizon "
             f"({c.horizon}) so one validation window fits, got {c.validation!r}"
         )
     if not isinstance(c.diff, int) or c.diff < 0:
-        raise ValueError(f"forecast: expected --diff >= 0 (a lag), got {c.diff!r}")
+        raise ValueError(f"ForecastConfig: expected diff >= 0 (a lag), got {c.diff!r}")
     if c.strategy not in ("direct", "recursive"):
-        raise ValueError(f"forecast: expected --strategy direct or recursive, got {c.strategy!r}")
+        raise ValueError(
+            f"ForecastConfig: expected strategy 'direct' or 'recursive', got {c.strategy!r}"
+        )
+    if not isinstance(c.seed, int) or isinstance(c.seed, bool) or c.seed < 0:
+        raise ValueError(f"ForecastConfig: expected seed to be an int >= 0, got {c.seed!r}")
+    if finite_number("ForecastConfig", "lr", c.lr) <= 0:
+        raise ValueError(f"ForecastConfig: expected lr > 0, got {c.lr}")
+    if finite_number("ForecastConfig", "weight_decay", c.weight_decay) < 0:
+        raise ValueError(f"ForecastConfig: expected weight_decay >= 0, got {c.weight_decay}")
+    if not 0.0 <= finite_number("ForecastConfig", "dropout", c.dropout) < 1.0:
+        raise ValueError(f"ForecastConfig: expected dropout in [0, 1), got {c.dropout}")
     return c
+
+
+def series_sha256(series: Series) -> str:
+    """sha256 of a series' values (T, C), columns and timestamps: what a run trains on,
+    stored in config.json so that resuming on changed data is refused."""
+    h = hashlib.sha256(json.dumps(series.columns).encode())
+    h.update(np.ascontiguousarray(series.values, dtype=np.float64).tobytes())
+    if series.timeline is not None:
+        h.update(np.asarray(series.timeline.ordinals, dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 @dataclass
@@ -175,14 +222,93 @@ def _evaluate(model: Forecaster, p: Prepared, targets_at: np.ndarray, lookback: 
     return float(np.mean(errs)) if errs else float("nan")
 
 
+def _check_resume(run: RunDir, cfg: dict[str, Any]) -> bool:
+    """Refuse a run whose config (``epochs`` aside) or data differ; True if epochs differ."""
+    saved = run.read_config()
+    old = saved.get("config")
+    if not isinstance(old, dict) or "scaler" not in saved:
+        raise ValueError(
+            f"train_forecast: expected a forecast run to resume in {run.path}, "
+            f"got keys {sorted(saved)[:8]} (a language-model run?)"
+        )
+    new = cfg["config"]
+    diff = sorted(k for k in set(old) | set(new) if k != "epochs" and old.get(k) != new.get(k))
+    if diff:
+        got = ", ".join(f"{k} {new.get(k)!r} (the run's: {old.get(k)!r})" for k in diff)
+        raise ValueError(
+            f"train_forecast: expected the settings of the run in {run.path} to resume (only "
+            f"epochs may change), got {got}"
+        )
+    if saved.get("data_sha256") != cfg["data_sha256"]:
+        raise ValueError(
+            f"train_forecast: expected the data the run in {run.path} trained on (sha256 "
+            f"{str(saved.get('data_sha256'))[:12]}…) to resume, got different data (sha256 "
+            f"{cfg['data_sha256'][:12]}…)"
+        )
+    return old.get("epochs") != new["epochs"]
+
+
+def _load_checkpoint(run: RunDir, model: Forecaster, opt: torch.optim.Optimizer, epochs: int):
+    """(epoch, best) of the run's checkpoint, loaded into model and opt after every check
+    (digest, keys, dtypes, shapes, finite values, epoch in [0, epochs])."""
+    state, where, owner = run.load_checkpoint(), run.checkpoint, "train_forecast"
+    if set(state) != {"epoch", "model", "optimizer", "rng", "best"}:
+        raise ValueError(
+            f"{owner}: expected a forecast checkpoint in {where}, got keys "
+            f"{sorted(map(str, state))[:8]}"
+        )
+    epoch = check_epoch(owner, state["epoch"], epochs, where)
+    weights = check_state_dict(owner, state["model"], model.state_dict(), where)
+    opt_state = check_optimizer_state(owner, state["optimizer"], opt, where)
+    rng = check_rng_state(owner, state["rng"], where)
+    best = state["best"]
+    if not isinstance(best, dict) or set(best) != {"epoch", "val_mae", "model"}:
+        raise ValueError(f"{owner}: expected the best epoch's record in {where}, got another")
+    check_epoch(owner, best["epoch"], epoch, where)
+    if best["model"] is None:
+        if epoch > 0:
+            raise ValueError(f"{owner}: expected the best epoch's weights in {where}, got none")
+    else:
+        check_state_dict(owner, best["model"], model.state_dict(), where)
+        finite_number(owner, "the best validation MAE", best["val_mae"])
+    model.load_state_dict(weights)
+    opt.load_state_dict(opt_state)
+    set_rng_state(rng)
+    return epoch, best
+
+
+def _check_backend(model: Forecaster, dtype: torch.dtype = torch.float32) -> None:
+    """Refuse a backend that cannot run the encoder before any file is written."""
+    enc = model.encoder
+    x = torch.zeros(1, 1, model.input_size, dtype=dtype)  # (N, L, I)
+    resolve_backend("Forecaster", enc.backend, enc.spec, x)
+
+
 def train_forecast(
-    config: ForecastConfig, out: str | os.PathLike, *, resume: bool = False, quiet: bool = False
+    config: ForecastConfig,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
 ) -> dict[str, Any]:
-    """Train, keep the best validation epoch, evaluate on test; returns summary.json's dict."""
+    """Train, keep the best validation epoch, evaluate on test; returns summary.json's dict.
+
+    Everything is checked (config, data, model, backend) before a file is written.
+    overwrite: replace a run already in ``out`` (swapped in once the new run's config and
+        first checkpoint are written); without it a folder holding files is refused.
+    resume: continue the run in ``out`` (refused if there is none). Its config must equal
+        ``config`` resolved, except ``epochs`` (which may extend it), and the data the same.
+    Raises TrainingDiverged when the loss, the validation MAE or a weight becomes non-finite.
+    """
+    run = RunDir(out)
+    if resume:
+        run.check_resumable()
+    else:
+        run.check_new(overwrite=overwrite)
     series = load_series(config)
     c = resolve(config, series)
     p = prepare(c, series)
-    run = RunDir(out).create()
     torch.manual_seed(c.seed)
     model = Forecaster(
         series.values.shape[1],
@@ -193,6 +319,7 @@ def train_forecast(
         dropout=c.dropout,
         backend=c.backend,
     )
+    _check_backend(model)
     opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     cfg = {
         "config": dataclasses.asdict(c),
@@ -202,31 +329,34 @@ def train_forecast(
         "scaler": p.scaler.to_dict(),
         "split": p.split.to_dict(),
         "frequency": series.timeline.label() if series.timeline else "index",
+        "data_sha256": series_sha256(series),
     }
-    start, best = 1, {"epoch": 0, "val_mae": float("inf"), "model": None}
-    if resume and run.has_checkpoint():
-        old = dict(run.read_config().get("config", {}), epochs=c.epochs)  # may extend
-        if old != cfg["config"]:
-            diff = sorted(k for k in old if old.get(k) != cfg["config"].get(k))
-            raise ValueError(
-                f"forecast: expected --resume with the settings in {run.config}, got "
-                f"different {', '.join(diff) or 'keys'}"
-            )
-        state = run.load_checkpoint()
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        best = state["best"]
-        start = int(state["epoch"]) + 1
-        run.keep_metrics_until(start - 1)
+    best: dict[str, Any] = {"epoch": 0, "val_mae": None, "model": None}
+    if resume:
+        extended = _check_resume(run, cfg)
+        done, best = _load_checkpoint(run, model, opt, c.epochs)
+        run.keep_metrics_until(done)
+        if extended:
+            run.write_config(cfg)
     else:
-        run.keep_metrics_until(0)
-    run.write_config(cfg)
+        first = {"epoch": 0, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "rng": rng_state(), "best": best}  # fmt: skip
+        run.begin(cfg, first, overwrite=overwrite)
+        done = 0
     x_tr, y_tr = _windows(p.z, p.train)
     val_starts = p.val[1][:, 0] if len(p.val[1]) else np.zeros(0, dtype=np.int64)
     bar = progress(c.epochs, f"forecast {series.name}", unit="epoch", disable=quiet)
-    bar.update(start - 1)
-    for epoch in range(start, c.epochs + 1):
+    bar.update(done)
+
+    def diverged(what: str, epoch: int) -> TrainingDiverged:
+        bar.close()
+        return TrainingDiverged(
+            f"train_forecast: expected finite training, got {what} in epoch {epoch}; stopped, "
+            f"keeping the last good checkpoint (epoch {epoch - 1}) in {run.path} (a lower "
+            "learning rate may help)"
+        )
+
+    for epoch in range(done + 1, c.epochs + 1):
         model.train()
         perm = torch.randperm(x_tr.shape[0])
         total = 0.0
@@ -238,10 +368,16 @@ def train_forecast(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             total += loss.item() * len(b)
+            if not math.isfinite(total):
+                raise diverged(f"a loss of {loss.item()}", epoch)
         train_loss = total / len(perm)
         val_mae = _evaluate(model, p, val_starts, c.lookback) if val_starts.size else None
+        if val_mae is not None and not math.isfinite(val_mae):
+            raise diverged(f"a validation MAE of {val_mae}", epoch)
+        if not all(bool(torch.isfinite(w).all()) for w in model.parameters()):
+            raise diverged("non-finite weights", epoch)
         score = val_mae if val_mae is not None else -float(epoch)  # no validation: the last
-        if score < best["val_mae"]:
+        if best["model"] is None or score < best["val_mae"]:
             best = {"epoch": epoch, "val_mae": score, "model": copy.deepcopy(model.state_dict())}
         run.append_metrics({"epoch": epoch, "train_pinball": train_loss, "val_mae": val_mae})
         run.save_checkpoint(
@@ -328,37 +464,89 @@ def _plots(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict) -> None:
     )
 
 
-def predict_forecast(run_dir: str | os.PathLike, *, csv: str | None = None) -> dict[str, Any]:
-    """The next H values after the end of the run's series (or ``csv``, with the
-    run's columns): {"time": [...], "lower", "median", "upper", ...}."""
-    run = RunDir(run_dir)
+def _run_config(run: RunDir) -> tuple[ForecastConfig, dict[str, Any]]:
+    """(config, the whole config.json) of a forecast run; anything else is refused."""
     cfg = run.read_config()
-    state, mcfg = load_weights(run.model)
-    c = ForecastConfig(**cfg["config"])
-    if csv is not None:
-        c.csv, c.dataset = csv, None
-    series = load_series(c)
-    if series.columns != cfg["columns"]:
+    need = ("config", "columns", "transform", "scaler")
+    if any(k not in cfg for k in need) or not isinstance(cfg["config"], dict):
+        kind = "a language-model run" if "lm" in cfg else "another file"
         raise ValueError(
-            f"forecast predict: expected columns {cfg['columns']}, got {series.columns}"
+            f"predict_forecast: expected a forecast run's config.json in "
+            f"{run.path}, got {kind} (keys {sorted(cfg)[:8]})"
+        )
+    try:
+        c = ForecastConfig(**cfg["config"])
+        tf, scaler = Transform(**cfg["transform"]), Scaler.from_dict(cfg["scaler"])
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"predict_forecast: expected a valid config in {run.config}, got: "
+                         f"{err!r}") from None  # fmt: skip
+    if not isinstance(cfg["columns"], list) or not cfg["columns"]:
+        raise ValueError(f"predict_forecast: expected a list of columns in {run.config}")
+    return c, {**cfg, "tf": tf, "scaler_obj": scaler}
+
+
+def _load_model(run: RunDir, backend: str) -> Forecaster:
+    state, mcfg = load_weights(run.model)
+    try:
+        model = Forecaster(
+            mcfg["input_size"],
+            mcfg["horizon"],
+            mcfg["hidden_size"],
+            mcfg["num_layers"],
+            quantiles=tuple(mcfg["quantiles"]),
+            strategy=mcfg["strategy"],
+            backend=backend,
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"predict_forecast: expected a forecaster's config in {run.model}, "
+                         f"got: {err!r}") from None  # fmt: skip
+    state = check_state_dict("predict_forecast", state, model.state_dict(), run.model)
+    model.load_state_dict(state)
+    return model
+
+
+def predict_forecast(
+    run_dir: str | os.PathLike,
+    *,
+    csv: str | None = None,
+    columns: list[str] | None = None,
+    date_column: str | None = None,
+) -> dict[str, Any]:
+    """The next H values after the end of the run's series (or of ``csv``):
+    {"time": [...], "lower", "median", "upper", ...}.
+
+    ``csv`` is read with ``columns`` (as many as the run was trained on, the target first)
+    and ``date_column``; by default the run's own (for a run on a bundled series, its
+    column and date names)."""
+    run = RunDir(run_dir)
+    c, cfg = _run_config(run)
+    if csv is not None:
+        bundled = BUNDLED.get(c.dataset) if c.csv is None else None
+        c.csv, c.dataset = csv, None
+        c.columns = list(columns) if columns else list(c.columns or cfg["columns"])
+        if date_column is not None:
+            c.date_column = date_column
+        elif bundled is not None:
+            c.date_column = bundled.date_column
+    elif columns or date_column:
+        raise ValueError("predict_forecast: expected columns or a date column only with a CSV")
+    if any(not isinstance(getattr(c, k), int) for k in ("lookback", "diff", "horizon")):
+        raise ValueError(f"predict_forecast: expected a resolved config in {run.config}")
+    model = _load_model(run, c.backend)
+    series = load_series(c)
+    same = series.columns == cfg["columns"] if not columns else True
+    if len(series.columns) != len(cfg["columns"]) or not same:
+        raise ValueError(
+            f"predict_forecast: expected columns {cfg['columns']} (the run's), got {series.columns}"
         )
     need = c.lookback + c.diff
     if len(series) < need:
-        raise ValueError(f"forecast predict: expected at least {need} rows, got {len(series)}")
-    model = Forecaster(
-        mcfg["input_size"],
-        mcfg["horizon"],
-        mcfg["hidden_size"],
-        mcfg["num_layers"],
-        quantiles=tuple(mcfg["quantiles"]),
-        strategy=mcfg["strategy"],
-        backend=c.backend,
-    )
-    model.load_state_dict(state)
-    tf, scaler = Transform(**cfg["transform"]), Scaler.from_dict(cfg["scaler"])
+        raise ValueError(f"predict_forecast: expected at least {need} rows, got {len(series)}")
+    tf, scaler = cfg["tf"], cfg["scaler_obj"]
     z = scaler.transform(tf.forward(series.values[-need:]))[-c.lookback :]  # (L, C)
     q = forecast_levels(model, None, z, series.values[:, 0], scaler=scaler, tf=tf)
     _, labels = series.future(c.horizon)
+    qs = model.quantiles.tolist()
     return {
         "series": series.name,
         "target": series.columns[0],
@@ -366,6 +554,6 @@ def predict_forecast(run_dir: str | os.PathLike, *, csv: str | None = None) -> d
         "lower": q[:, 0].tolist(),
         "median": q[:, model.median_index].tolist(),
         "upper": q[:, -1].tolist(),
-        "interval": [mcfg["quantiles"][0], mcfg["quantiles"][-1]],
+        "interval": [round(qs[0], 6), round(qs[-1], 6)],
         "data": series.fill_report(),
     }

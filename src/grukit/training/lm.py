@@ -9,14 +9,20 @@ d2l's ``train_ch8`` / ``train_epoch_ch8`` / ``predict_ch8``, made resumable and 
         backward; clip the gradients' global norm to ``clip``; optimizer step.
     perplexity = exp(mean cross-entropy per token).
 
-The run directory (``RunDir``) gets config.json, a checkpoint every epoch (model,
-optimizer, torch RNG, epoch, accumulated time), metrics.jsonl, model.safetensors,
-perplexity.png and summary.json. ``resume=True`` continues from the checkpoint and ends
-bitwise equal to an uninterrupted run on the CPU (same thread count).
+The run directory (``RunDir``) gets config.json (with the sha256 of the tokens trained
+on), a checkpoint at the start and after every epoch (model, optimizer, torch RNG, epoch,
+accumulated time), metrics.jsonl, model.safetensors, perplexity.png and summary.json.
+An existing run is replaced only with ``overwrite=True``. ``resume=True`` continues from
+the checkpoint and ends bitwise equal to an uninterrupted run on the CPU (same thread
+count); it refuses changed text, a changed config (only ``epochs`` may grow) and a
+checkpoint that fails its digest or invariants. A non-finite loss, perplexity or weight
+stops the run (``TrainingDiverged``) with the last good checkpoint kept.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -37,6 +43,14 @@ from ..data.text import (
 )
 from ..models.charlm import CharLM, State
 from .checkpoint import load_weights, rng_state, save_weights, set_rng_state
+from .integrity import (
+    TrainingDiverged,
+    check_epoch,
+    check_optimizer_state,
+    check_rng_state,
+    check_state_dict,
+    finite_number,
+)
 from .lm_config import PRESETS, LMConfig
 from .memory import keep_freed_memory
 from .plots import plot_curves
@@ -46,6 +60,7 @@ from .run_dir import RunDir
 __all__ = [
     "PRESETS",
     "LMConfig",
+    "TrainingDiverged",
     "evaluate",
     "generate",
     "load_run",
@@ -57,10 +72,23 @@ __all__ = [
 # --- data and model ------------------------------------------------------------------------
 
 
+def data_sha256(corpus: Tensor, vocab: Vocab) -> str:
+    """sha256 of the token ids (S,) and the vocabulary: what a run trains on, stored in
+    config.json so that resuming on an edited text is refused."""
+    h = hashlib.sha256(json.dumps(vocab.to_list()).encode())
+    h.update(corpus.to(torch.int64).numpy().tobytes())
+    return h.hexdigest()
+
+
 def load_data(config: LMConfig) -> tuple[Tensor, Tensor, Vocab]:
     """(train (S_train,), validation (S_val,), vocab): split by position, then the training
     part cut to ``max_tokens`` (d2l's preset trains on the book's first 10,000 tokens)."""
+    return _load_data(config)[:3]
+
+
+def _load_data(config: LMConfig) -> tuple[Tensor, Tensor, Vocab, str]:
     corpus, vocab = load_corpus(config.text, letters_only=config.letters_only)
+    digest = data_sha256(corpus, vocab)
     train_part, val_part = split_corpus(corpus, config.val_fraction)
     if config.max_tokens is not None:
         train_part = train_part[: config.max_tokens]
@@ -70,7 +98,12 @@ def load_data(config: LMConfig) -> tuple[Tensor, Tensor, Vocab]:
             f"grukit lm: expected at least {need} training tokens for one batch of "
             f"{config.batch_size} × {config.num_steps}, got {len(train_part)}"
         )
-    return train_part, val_part, vocab
+    return train_part, val_part, vocab, digest
+
+
+def perplexity(mean_nll: float) -> float:
+    """exp(mean cross-entropy); +inf (not OverflowError) past float64's range."""
+    return math.exp(mean_nll) if mean_nll < 709.0 else float("inf")
 
 
 def build_model(config: LMConfig, vocab_size: int) -> CharLM:
@@ -125,7 +158,7 @@ def evaluate(model: CharLM, corpus: Tensor, *, batch_size: int, num_steps: int) 
         target = ys[:, i : i + num_steps].t().reshape(-1)  # (T·N,) time-major
         total += float(F.cross_entropy(logits, target, reduction="sum"))
     model.train(was_training)
-    return math.exp(total / (streams * per))
+    return perplexity(total / (streams * per))
 
 
 @torch.no_grad()
@@ -142,13 +175,21 @@ def generate(
 ) -> str:
     """The prefix and ``length`` tokens after it (d2l's ``predict_ch8``).
 
-    Greedy (argmax, as d2l) when temperature is None or 0; else sampled from
+    Greedy (argmax, as d2l) when temperature is None; else sampled from
     softmax(logits / temperature), restricted to the ``top_k`` likeliest tokens if given.
+    Characters of the prefix that the vocabulary lacks raise ValueError naming them.
     """
-    if not isinstance(length, int) or length < 0:
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise ValueError(f"generate: expected length >= 0, got {length!r}")
-    if temperature is not None and temperature < 0:
-        raise ValueError(f"generate: expected temperature >= 0, got {temperature}")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not math.isfinite(temperature)
+        or temperature <= 0
+    ):
+        raise ValueError(
+            f"generate: expected a finite temperature > 0 (or None: greedy), got {temperature!r}"
+        )
     if top_k is not None and not 1 <= top_k <= len(vocab):
         raise ValueError(f"generate: expected top_k in [1, {len(vocab)}], got {top_k}")
     tokens = preprocess(prefix, letters_only=letters_only) if letters_only else list(prefix)
@@ -156,6 +197,12 @@ def generate(
         tokens = [" ", *tokens]  # keep a leading space the user asked for
     if not tokens:
         raise ValueError(f"generate: expected a prefix with at least one token, got {prefix!r}")
+    unknown = sorted({t for t in tokens if t not in vocab.token_to_idx})
+    if unknown:
+        raise ValueError(
+            f"generate: expected prefix characters from the model's vocabulary of "
+            f"{len(vocab)}, got {', '.join(repr(t) for t in unknown)} not in it"
+        )
     was_training = model.training
     model.eval()
     ids = vocab.encode(tokens)
@@ -163,7 +210,7 @@ def generate(
     out = list(ids)
     for _ in range(length):
         last = logits[-1]  # (V,)
-        if not temperature:
+        if temperature is None:
             nxt = int(last.argmax())
         else:
             scaled = last / temperature
@@ -180,24 +227,37 @@ def generate(
 # --- runs ----------------------------------------------------------------------------------
 
 
+def _run_config(run: RunDir) -> tuple[LMConfig, dict[str, Any]]:
+    """(LMConfig, the whole config.json) of a language-model run; anything else is refused."""
+    saved = run.read_config()
+    if not isinstance(saved.get("lm"), dict) or not isinstance(saved.get("vocab"), list):
+        kind = "a forecast run" if "config" in saved and "scaler" in saved else "another file"
+        raise ValueError(
+            f"load_run: expected a language-model run's config.json in {run.path}, got {kind} "
+            f"(keys {sorted(saved)[:8]})"
+        )
+    try:
+        return LMConfig.from_dict(saved["lm"]), saved
+    except TypeError as err:
+        raise ValueError(f"load_run: expected a valid config in {run.config}, got: {err}") from None
+
+
 def load_run(path: str | os.PathLike) -> tuple[CharLM, Vocab, LMConfig]:
-    """(model in eval mode, vocab, config) of a run directory written by ``train``."""
+    """(model in eval mode, vocab, config) of a run directory written by ``train``; weights
+    that fail their digest, do not fit the config's model or are not finite are refused."""
     run = RunDir(path)
     if not run.path.is_dir():
-        raise FileNotFoundError(f"expected a run directory at {run.path}, found none")
-    saved = run.read_config()
-    if "lm" not in saved or "vocab" not in saved:
-        raise ValueError(
-            f"expected a language-model config.json in {run.path}, got {sorted(saved)}"
-        )
-    config = LMConfig.from_dict(saved["lm"])
+        raise FileNotFoundError(f"load_run: expected a run directory at {run.path}, found none")
+    config, saved = _run_config(run)
+    if not all(isinstance(t, str) for t in saved["vocab"]):
+        raise ValueError(f"load_run: expected a vocabulary of strings in {run.config}")
     vocab = Vocab.from_list(saved["vocab"])
     model = build_model(config, len(vocab))
     if run.model.is_file():
-        weights, _ = load_weights(run.model)
+        weights, where = load_weights(run.model)[0], run.model
     else:
-        weights = run.load_checkpoint()["model"]
-    model.load_state_dict(weights)
+        weights, where = run.load_checkpoint().get("model"), run.checkpoint
+    model.load_state_dict(check_state_dict("load_run", weights, model.state_dict(), where))
     return model.eval(), vocab, config
 
 
@@ -237,6 +297,58 @@ def _checkpoint(model: CharLM, opt: torch.optim.Optimizer, epoch: int, totals: d
     }
 
 
+def _check_resume(run: RunDir, config: LMConfig, run_config: dict) -> bool:
+    """Refuse a run whose config (``epochs`` aside) or data differ; True if epochs differ."""
+    saved_config, saved = _run_config(run)
+    mine, theirs = config.to_dict(), saved_config.to_dict()
+    diff = [k for k in mine if k != "epochs" and mine[k] != theirs[k]]
+    if diff:
+        got = ", ".join(f"{k} {mine[k]!r} (the run's: {theirs[k]!r})" for k in diff)
+        raise ValueError(
+            f"lm train: expected the config of the run in {run.path} to resume (only epochs "
+            f"may change), got {got}"
+        )
+    if (
+        saved.get("data_sha256") != run_config["data_sha256"]
+        or saved["vocab"] != run_config["vocab"]
+    ):
+        raise ValueError(
+            f"lm train: expected the text the run in {run.path} trained on (sha256 "
+            f"{str(saved.get('data_sha256'))[:12]}…) to resume, got a different text (sha256 "
+            f"{run_config['data_sha256'][:12]}…)"
+        )
+    return mine["epochs"] != theirs["epochs"]
+
+
+def _load_checkpoint(run: RunDir, model: CharLM, opt: torch.optim.Optimizer, epochs: int):
+    """(epoch, totals) of the run's checkpoint, loaded into model and opt after every check
+    (digest, keys, dtypes, shapes, finite values, epoch in [0, epochs])."""
+    ckpt, where, owner = run.load_checkpoint(), run.checkpoint, "lm train"
+    if set(ckpt) != {"model", "optimizer", "rng", "epoch", "totals"}:
+        raise ValueError(
+            f"{owner}: expected a language-model checkpoint in {where}, got keys "
+            f"{sorted(map(str, ckpt))[:8]}"
+        )
+    epoch = check_epoch(owner, ckpt["epoch"], epochs, where)
+    weights = check_state_dict(owner, ckpt["model"], model.state_dict(), where)
+    opt_state = check_optimizer_state(owner, ckpt["optimizer"], opt, where)
+    rng = check_rng_state(owner, ckpt["rng"], where)
+    totals = ckpt["totals"]
+    if not isinstance(totals, dict) or set(totals) != {"tokens", "train_seconds", "wall_seconds"}:
+        raise ValueError(f"{owner}: expected the run's totals in {where}, got {totals!r}")
+    for k, v in totals.items():
+        if finite_number(owner, k, v) < 0:
+            raise ValueError(f"{owner}: expected {k} >= 0 in {where}, got {v}")
+    model.load_state_dict(weights)
+    opt.load_state_dict(opt_state)
+    set_rng_state(rng)
+    return epoch, dict(totals)
+
+
+def _all_finite(model: CharLM) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
 def _save_outputs(run: RunDir, model: CharLM, config: LMConfig, records: list[dict]) -> None:
     save_weights(run.model, model.state_dict(), {"lm": config.to_dict(), **model.config()})
     curves = {"train": [r["train_perplexity"] for r in records]}
@@ -250,40 +362,47 @@ def train(
     out: str | os.PathLike,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     show_progress: bool = True,
     until_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` into the run directory ``out``; return summary.json's figures.
 
-    resume: continue from ``out``'s checkpoint (its config.json must equal ``config``).
+    Everything is checked (config, text, model, backend) before a file is written.
+    overwrite: replace a run already in ``out`` (swapped in once the new run's config and
+        first checkpoint are written); without it a folder holding files is refused.
+    resume: continue from ``out``'s checkpoint. The run's config must equal ``config``
+        except ``epochs`` (which may extend the run) and the text must be the same.
     until_epoch: stop after this epoch (as if interrupted); the run stays resumable.
+    Raises TrainingDiverged when the loss, a perplexity or a weight becomes non-finite.
     """
     keep_freed_memory()  # the steps' large buffers are reused, not page-faulted in again
-    run = RunDir(out).create()
-    train_part, val_part, vocab = load_data(config)
+    run = RunDir(out)
     if resume:
-        if not run.has_checkpoint():
-            raise FileNotFoundError(f"expected a checkpoint to resume in {run.path}, found none")
-        saved = LMConfig.from_dict(run.read_config()["lm"])
-        if saved != config:
-            raise ValueError(f"expected the config of the run in {run.path} to resume, got another")
+        run.check_resumable()
+    else:
+        run.check_new(overwrite=overwrite)
+    train_part, val_part, vocab, digest = _load_data(config)
     torch.manual_seed(config.seed)
     model = build_model(config, len(vocab))
+    backend = _resolved_backend(model)  # a cell the backend cannot run is refused here
     opt = _optimizer(config, model)
+    run_config = {
+        "lm": config.to_dict(),
+        "model": model.config(),
+        "vocab": vocab.to_list(),
+        "data_sha256": digest,
+    }
     start, totals = 0, {"tokens": 0, "train_seconds": 0.0, "wall_seconds": 0.0}
     if resume:
-        ckpt = run.load_checkpoint()
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["rng"])
-        start, totals = int(ckpt["epoch"]), dict(ckpt["totals"])
+        extended = _check_resume(run, config, run_config)
+        start, totals = _load_checkpoint(run, model, opt, config.epochs)
         records = run.keep_metrics_until(start)
+        if extended:
+            run.write_config(run_config)
     else:
-        run.write_config(
-            {"lm": config.to_dict(), "model": model.config(), "vocab": vocab.to_list()}
-        )
+        run.begin(run_config, _checkpoint(model, opt, 0, totals), overwrite=overwrite)
         records = []
-        run.keep_metrics_until(0)
     last = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
     plot_every = max(10, config.epochs // 10)  # a PNG costs ~0.1-1 s: not every epoch
     bar = progress(
@@ -295,6 +414,15 @@ def train(
     )
     bar.update(start)
     postfix: dict[str, str] = {}
+
+    def diverged(what: str, epoch: int) -> TrainingDiverged:
+        bar.close()
+        return TrainingDiverged(
+            f"lm train: expected finite training, got {what} in epoch {epoch + 1}; stopped, "
+            f"keeping the last good checkpoint (epoch {epoch}) in {run.path} (a lower "
+            f"learning rate or clip may help)"
+        )
+
     model.train()
     for epoch in range(start, last):
         t0 = time.perf_counter()
@@ -318,11 +446,13 @@ def train(
             else:
                 state = None  # zeros: each epoch's start, every random batch
             loss, state = train_step(model, opt, x, y, state, clip=config.clip)
+            if not math.isfinite(loss):
+                raise diverged(f"a loss of {loss} at batch {i + 1}", epoch)
             loss_sum += loss * y.numel()
             count += y.numel()
             bar.update(1 / len(batches))
             if i % 8 == 0:
-                postfix["ppl"] = f"{math.exp(loss_sum / count):.3f}"  # running, this epoch
+                postfix["ppl"] = f"{perplexity(loss_sum / count):.3f}"  # running, this epoch
                 bar.set_postfix(postfix)
         seconds = time.perf_counter() - t0
         val_ppl = None
@@ -330,17 +460,22 @@ def train(
             val_ppl = evaluate(
                 model, val_part, batch_size=config.eval_batch_size, num_steps=config.num_steps
             )
-        totals["tokens"] += count
-        totals["train_seconds"] += seconds
-        totals["wall_seconds"] += time.perf_counter() - t0
         record = {
             "epoch": epoch + 1,
-            "train_perplexity": math.exp(loss_sum / count),
+            "train_perplexity": perplexity(loss_sum / count),
             "val_perplexity": val_ppl,
             "tokens_per_second": count / seconds,
             "lr": opt.param_groups[0]["lr"],
             "seconds": seconds,
         }
+        for key in ("train_perplexity", "val_perplexity"):
+            if record[key] is not None and not math.isfinite(record[key]):
+                raise diverged(f"a {key.replace('_', ' ')} of {record[key]}", epoch)
+        if not _all_finite(model):
+            raise diverged("non-finite weights", epoch)
+        totals["tokens"] += count
+        totals["train_seconds"] += seconds
+        totals["wall_seconds"] += time.perf_counter() - t0
         records.append(record)
         run.append_metrics(record)
         run.save_checkpoint(_checkpoint(model, opt, epoch + 1, totals))
@@ -362,7 +497,7 @@ def train(
         "epochs_completed": len(records),
         "epochs": config.epochs,
         "threads": torch.get_num_threads(),
-        "backend": _resolved_backend(model),
+        "backend": backend,
     }
     run.write_summary(summary)
     return summary

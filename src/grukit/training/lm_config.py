@@ -6,6 +6,7 @@ Every field is a ``grukit lm train`` option; a run stores its config in config.j
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,15 +49,26 @@ class LMConfig:
             got = getattr(self, name)
             raise ValueError(f"LMConfig: expected {name} {expected}, got {got!r}")
 
-        for name in ("batch_size", "num_steps", "hidden_size", "num_layers", "epochs"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+        def is_int(v: object) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        ints = ("batch_size", "num_steps", "hidden_size", "num_layers", "epochs", "eval_batch_size")
+        for name in ints:
+            if not is_int(getattr(self, name)) or getattr(self, name) <= 0:
                 bad(name, "to be a positive int")
-        if not isinstance(self.eval_batch_size, int) or self.eval_batch_size <= 0:
-            bad("eval_batch_size", "to be a positive int")
-        if self.max_tokens is not None and self.max_tokens <= 0:
-            bad("max_tokens", "> 0 or None")
-        if self.embedding_dim is not None and self.embedding_dim <= 0:
-            bad("embedding_dim", "> 0 or None")
+        for name in ("max_tokens", "embedding_dim"):
+            v = getattr(self, name)
+            if v is not None and (not is_int(v) or v <= 0):
+                bad(name, "to be a positive int or None")
+        if self.text is not None and not isinstance(self.text, str):
+            bad("text", "to be a path or None")
+        for name in ("letters_only", "reset_after"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "to be a bool")
+        for name in ("val_fraction", "dropout", "lr", "lr_min", "weight_decay", "clip"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                bad(name, "to be a finite number")
         if not 0.0 <= self.val_fraction < 1.0:
             bad("val_fraction", "in [0, 1)")
         if self.partition not in ("sequential", "random"):
@@ -67,11 +79,19 @@ class LMConfig:
             bad("optimizer", "in ['sgd', 'adam']")
         if self.lr_schedule not in ("constant", "cosine"):
             bad("lr_schedule", "in ['constant', 'cosine']")
-        if not self.lr > 0 or self.lr_min < 0 or self.clip <= 0 or self.weight_decay < 0:
-            bad("lr", "> 0 with lr_min >= 0, clip > 0, weight_decay >= 0")
+        if not self.lr > 0:
+            bad("lr", "> 0")
+        if self.lr_min < 0:
+            bad("lr_min", ">= 0")
+        if self.clip <= 0:
+            bad("clip", "> 0")
+        if self.weight_decay < 0:
+            bad("weight_decay", ">= 0")
+        if not isinstance(self.backend, str):
+            bad("backend", "to be a backend name")
         if not 0.0 <= self.dropout < 1.0:
             bad("dropout", "in [0, 1)")
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             bad("seed", "to be an int >= 0")
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +99,8 @@ class LMConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LMConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"LMConfig: expected a dict of fields, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -114,5 +136,5 @@ PRESETS: dict[str, LMConfig] = {
 
 def preset(name: str) -> LMConfig:
     if name not in PRESETS:
-        raise ValueError(f"expected --preset in {sorted(PRESETS)}, got {name!r}")
+        raise ValueError(f"preset: expected a preset in {sorted(PRESETS)}, got {name!r}")
     return PRESETS[name]
