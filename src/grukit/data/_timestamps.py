@@ -63,7 +63,10 @@ def _fast(texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     n = len(texts)
     chars = arr.view(np.uint32).reshape(n, width)  # (n, width) code points
-    printed = np.datetime_as_string(parsed, unit=back).astype(f"U{width}")  # (n,) ISO, "T"
+    printed = np.datetime_as_string(parsed, unit=back)  # (n,) ISO, "T" between date and time
+    if not bool((np.char.str_len(printed) == width).all()):
+        return None  # e.g. "1000000", read as the year 1000000
+    printed = printed.astype(f"U{width}")  # (n,)
     again = printed.view(np.uint32).reshape(n, width)  # (n, width)
     same = chars == again  # (n, width)
     if width >= 16:  # the date/time separator: " " or "T"
