@@ -42,7 +42,7 @@ def lm_run(tmp_path_factory) -> Path:
     out = base / "run"
     args = ["lm", "train", "--out", str(out), "--text", str(text), "--max-tokens", "none",
             "--batch-size", "4", "--num-steps", "8", "--hidden-size", "8", "--epochs", "1",
-            "--no-progress"]  # fmt: skip
+            "--backend", "fused", "--no-progress"]  # fmt: skip
     threads = torch.get_num_threads()
     try:
         assert main(args) == 0
