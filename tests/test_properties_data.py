@@ -143,6 +143,12 @@ def test_random_csv_agrees_with_the_rules(cells, dates: bool, crlf: bool, chunk:
     except (ValueError, TypeError):
         return
     # the reader keeps the rows that are not blank, in order, with their values bitwise
+    # and the line each ends on (as csv.reader's line_num counts, row by row)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        next(reader)
+        want_lines = [reader.line_num for r in reader if "".join(r).strip()]
+    assert table.lines.tolist() == want_lines
     kept = [r for r in rows if "".join(r).strip()]
     want = _expected_numbers(kept, 1)
     assert want is not None
@@ -266,3 +272,42 @@ def test_plain_numbers_take_numpy_and_keep_their_bits(xs: list[float], fmt, chun
     want = np.asarray([float(t) for t in texts])  # (n,)
     assert table.values[:, 0].tobytes() == want.tobytes()
     assert table.lines.tolist() == list(range(2, len(xs) + 2))
+
+
+@SETTINGS
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.floats(allow_nan=False, allow_infinity=False).map(repr) | st.just(""),
+            st.text(alphabet=st.sampled_from('ab \r\n,"'), max_size=6),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    chunk=st.sampled_from([1, 3, 8192]),
+)
+def test_line_numbers_across_quoted_line_breaks(rows, chunk: int) -> None:
+    """Quoted fields holding line breaks: each row's line is the one csv.reader reports."""
+    buf = __import__("io").StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([["v", "x"], *rows])
+    path = _file(buf.getvalue().encode())
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        next(reader)
+        ref = [(reader.line_num, r) for r in reader if "".join(r).strip()]
+    ragged = [line for line, r in ref if len(r) != 2]  # an unquoted "\r" splits a row
+    want = [(line, r[0]) for line, r in ref]
+    try:
+        with mock.patch.object(csvio, "_CHUNK", chunk):
+            table = read_table(path, ["v"])
+    except ValueError as err:
+        if ragged:
+            assert f"line {ragged[0]}: expected 2 fields" in str(err)
+        else:
+            assert all(not v.strip() for _, v in want), err  # a column of no value
+        return
+    assert not ragged
+    assert table.lines.tolist() == [line for line, _ in want]
+    np.testing.assert_array_equal(
+        table.values[:, 0], [float(v) if v.strip() else math.nan for _, v in want]
+    )

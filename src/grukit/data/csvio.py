@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -112,16 +113,14 @@ def _numbers_slowly(cells: list[str], lines: np.ndarray, source: str, name: str)
     return out
 
 
-def _numbers(cells: list[str], lines: np.ndarray, source: str, name: str) -> np.ndarray:
-    """cells (n,) → (n,) float64. NumPy parses str cells with Python's own float(), so the
-    fast path gives the same bits; anything it cannot take goes cell by cell."""
+def _numbers_fast(cells: list[str]) -> np.ndarray | None:
+    """cells (n,) → (n,) float64 by float() on every cell, or None if a cell is missing,
+    not a number or not finite (those go cell by cell, for the exact rules and messages)."""
     try:
-        out = np.array(cells, dtype=np.float64)  # (n,)
-    except (ValueError, OverflowError):
-        return _numbers_slowly(cells, lines, source, name)
-    if not np.isfinite(out).all():  # "nan" is a missing value, "inf" an error
-        return _numbers_slowly(cells, lines, source, name)
-    return out
+        out = np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))  # (n,)
+    except ValueError:
+        return None
+    return out if bool(np.isfinite(out).all()) else None  # "nan" is missing, "inf" an error
 
 
 class _Builder:
@@ -142,15 +141,25 @@ class _Builder:
         self.stamps: list[np.ndarray] = []  # chunks (n,)
         self.units: list[np.ndarray] = []  # chunks (n,)
 
-    def flush(self, rows: list[list[str]], line_list: list[int]) -> None:
-        """Convert ``rows`` (their lines ``line_list``) into one chunk of each array."""
+    def flush(self, rows: list[list[str]], lines: np.ndarray) -> None:
+        """Convert ``rows`` (full width; their lines ``lines`` (n,)) into one chunk of each
+        array; rows with no text at all are blank lines and dropped."""
+        cols = [_numbers_fast([r[i] for r in rows]) for i in self.col_idx]
+        if any(c is None for c in cols):  # missing or bad cells: the exact rules, cell by cell
+            keep = [bool("".join(r).strip()) for r in rows]
+            if not all(keep):
+                rows = [r for r, k in zip(rows, keep, strict=True) if k]
+                lines = lines[np.asarray(keep, dtype=bool)]  # (n',)
+            cols = []
+            for i, name in zip(self.col_idx, self.columns, strict=True):
+                cells = [r[i] for r in rows]
+                col = _numbers_fast(cells)
+                cols.append(
+                    col if col is not None else _numbers_slowly(cells, lines, self.source, name)
+                )
         if not rows:
             return
-        lines = np.asarray(line_list, dtype=np.int64)  # (n,)
-        block = np.empty((len(rows), len(self.columns)), dtype=np.float64)  # (n, C)
-        for j, (name, i) in enumerate(zip(self.columns, self.col_idx, strict=True)):
-            block[:, j] = _numbers([r[i] for r in rows], lines, self.source, name)
-        self.values.append(block)
+        self.values.append(np.stack(cols, axis=1))  # (n, C)
         self.line_chunks.append(lines)
         if self.date_idx is not None:
             texts = [r[self.date_idx].strip() for r in rows]
@@ -233,6 +242,31 @@ def _join(chunks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _row_lines(rows: list[list[str]], before: int, after: int) -> np.ndarray:
+    """(n,) the line each row ends on, given the lines read before and after the rows (a
+    quoted field may hold line breaks: "\\n", "\\r" or "\\r\\n", as ``csv`` counts them)."""
+    if after - before == len(rows):  # one line a row
+        return np.arange(before + 1, after + 1, dtype=np.int64)
+    spans = [1 + sum(c.count("\n") + c.count("\r") - c.count("\r\n") for c in row) for row in rows]
+    return before + np.cumsum(np.asarray(spans, dtype=np.int64))  # (n,)
+
+
+def _full_rows(
+    rows: list[list[str]], lines: np.ndarray, width: int, source: str
+) -> tuple[list[list[str]], np.ndarray]:
+    """The rows of ``width`` fields and their lines; empty rows dropped; another width raises."""
+    keep = []
+    for k, row in enumerate(rows):
+        if len(row) == width:
+            keep.append(k)
+        elif "".join(row).strip():
+            raise ValueError(
+                f"{_where(source, int(lines[k]))}: expected {width} fields (as in the "
+                f"header), got {len(row)}: {_short(row)}"
+            )
+    return [rows[k] for k in keep], lines[np.asarray(keep, dtype=np.int64)]
+
+
 def _read_rows(reader: Any, source: str, columns: list[str], date_column: str | None) -> _Builder:
     """Header, then data rows of ``reader`` (a ``csv.reader``) into a flushed _Builder."""
     header = None
@@ -259,26 +293,14 @@ def _read_rows(reader: Any, source: str, columns: list[str], date_column: str | 
         date_column,
         header.index(date_column) if date_column is not None else None,
     )
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    add_row, add_line = rows.append, lines.append
-    for row in reader:
-        # the cheap test first: a full row whose first cell has text is a data row
-        if len(row) != width or width == 1 or not row[0] or row[0].isspace():
-            if not "".join(row).strip():
-                continue  # blank line
-            if len(row) != width:
-                raise ValueError(
-                    f"{_where(source, reader.line_num)}: expected {width} fields (as in the "
-                    f"header), got {len(row)}: {_short(row)}"
-                )
-        add_row(row)
-        add_line(reader.line_num)
-        if len(rows) >= _CHUNK:
+    before = reader.line_num  # the header's last line
+    while rows := list(itertools.islice(reader, _CHUNK)):  # csv parses the chunk in C
+        lines = _row_lines(rows, before, reader.line_num)  # (n,)
+        before = reader.line_num
+        if set(map(len, rows)) != {width}:
+            rows, lines = _full_rows(rows, lines, width, source)
+        if rows:
             builder.flush(rows, lines)
-            rows.clear()
-            lines.clear()
-    builder.flush(rows, lines)
     return builder
 
 
