@@ -109,3 +109,10 @@ def test_corpus_shorter_than_one_batch() -> None:
         next(text.seq_data_iter_sequential(torch.arange(50), 4, 12))
     with pytest.raises(ValueError, match="at least"):
         next(text.seq_data_iter_random(torch.arange(50), 4, 12))
+
+
+def test_binary_text_is_refused(tmp_path) -> None:
+    # valid UTF-8 with NUL bytes (a zip, an image): not a text to learn from
+    (tmp_path / "nul.bin").write_bytes(b"PK\x03\x04\x00\x00 some text")
+    with pytest.raises(ValueError, match=r"binary data \(a NUL byte at offset 4\)"):
+        text.load_corpus(tmp_path / "nul.bin", letters_only=False)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .csvio import Table, Timeline, parse_timeline, read_table
+from .csvio import Table, Timeline, _where, parse_timeline, read_table
 
 __all__ = [
     "BUNDLED",
@@ -34,6 +34,7 @@ __all__ = [
     "load_bundled",
     "load_csv",
     "fill_gaps",
+    "MAX_INSERTED",
     "chronological_split",
     "window_indices",
 ]
@@ -98,41 +99,107 @@ class Series:
         }
 
 
+#: Gap filling inserts at most this many grid points, or as many as the series has rows.
+MAX_INSERTED = 1_000_000
+
+
+class _TooManyGaps(ValueError):
+    """fill_gaps' refusal, with what ``_from_table`` needs to name the dates."""
+
+    def __init__(self, message: str, row: int, inserted: int, limit: int) -> None:
+        super().__init__(message)
+        self.row, self.inserted, self.limit = row, inserted, limit
+
+
 def fill_gaps(
-    values: np.ndarray, ordinals: np.ndarray | None = None, step: int = 1
+    values: np.ndarray,
+    ordinals: np.ndarray | None = None,
+    step: int = 1,
+    *,
+    max_inserted: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int, int]:
     """Insert the grid points missing from ``ordinals`` and fill NaNs linearly.
 
-    values (T, C) with NaN where missing; ordinals (T,) on a grid of ``step``.
+    values (T, C) with NaN where missing; ordinals (T,) increasing, on a grid of ``step``.
     Returns (filled (T', C), ordinals (T',), missing values, inserted timestamps).
     Interior gaps are linearly interpolated in time; leading or trailing ones take
-    the nearest observed value. A column with no value raises ValueError.
+    the nearest observed value. Raises ValueError for a column with no value, and for
+    gaps that would insert more than ``max_inserted`` grid points (default: T or
+    ``MAX_INSERTED``, whichever is more): one stray date far away would otherwise ask
+    for an array of billions of rows.
     """
     values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise ValueError(f"fill_gaps: expected values of shape (T, C), T ≥ 1, got {values.shape}")
     missing = int(np.isnan(values).sum())
     inserted = 0
+    out = None
     if ordinals is not None:
-        pos = (ordinals - ordinals[0]) // step  # (T,) grid positions
-        full = np.full((int(pos[-1]) + 1, values.shape[1]), np.nan)  # (T', C)
-        full[pos] = values
-        inserted = full.shape[0] - values.shape[0]
-        values = full
-        ordinals = ordinals[0] + step * np.arange(full.shape[0], dtype=np.int64)
-    t = np.arange(values.shape[0], dtype=np.float64)
-    out = values.copy()
-    for c in range(values.shape[1]):
-        ok = ~np.isnan(values[:, c])
+        ordinals = np.asarray(ordinals, dtype=np.int64)  # (T,)
+        if ordinals.shape != values.shape[:1] or isinstance(step, bool) or step <= 0:
+            raise ValueError(
+                f"fill_gaps: expected ordinals of shape ({values.shape[0]},) and a step > 0, "
+                f"got {ordinals.shape} and {step!r}"
+            )
+        offsets = ordinals - ordinals[0]  # (T,)
+        pos = offsets // step  # (T,) grid positions
+        if bool((offsets % step != 0).any()) or bool((np.diff(pos) <= 0).any()):
+            raise ValueError(
+                f"fill_gaps: expected increasing ordinals on a grid of step {step}, got others"
+            )
+        inserted = int(pos[-1]) + 1 - values.shape[0]
+        limit = max(values.shape[0], MAX_INSERTED) if max_inserted is None else max_inserted
+        if inserted > limit:
+            row = int(np.argmax(np.diff(pos)))  # the widest gap follows this row
+            raise _TooManyGaps(
+                f"fill_gaps: expected at most {limit:,} grid points to insert, got {inserted:,} "
+                f"(the widest gap follows row {row} of {values.shape[0]})",
+                row,
+                inserted,
+                limit,
+            )
+        if inserted:
+            out = np.full((int(pos[-1]) + 1, values.shape[1]), np.nan)  # (T', C)
+            out[pos] = values
+            ordinals = ordinals[0] + step * np.arange(out.shape[0], dtype=np.int64)  # (T',)
+    filled = out if out is not None else values.copy()  # (T', C)
+    t = None
+    for c in range(filled.shape[1]):
+        ok = ~np.isnan(filled[:, c])  # (T',)
+        if ok.all():
+            continue
         if not ok.any():
             raise ValueError(f"fill_gaps: expected column {c} to hold a value, got none")
-        out[:, c] = np.interp(t, t[ok], values[ok, c])  # flat beyond the ends
-    return out, ordinals, missing, inserted
+        if t is None:
+            t = np.arange(filled.shape[0], dtype=np.float64)  # (T',)
+        filled[:, c] = np.interp(t, t[ok], filled[ok, c])  # flat beyond the ends
+    return filled, ordinals, missing, inserted
 
 
 def _from_table(table: Table, name: str, unit: str = "") -> Series:
     timeline = parse_timeline(table) if table.date_column is not None else None
     ords = timeline.ordinals if timeline is not None else None
     step = timeline.step if timeline is not None else 1
-    values, ords, missing, inserted = fill_gaps(table.values, ords, step)
+    empty = np.nonzero(np.isnan(table.values).all(axis=0))[0]  # (k,) columns with no value
+    if empty.size:
+        column = table.columns[int(empty[0])]
+        raise ValueError(
+            f"{_where(table.source, column=column)}: expected at least one value, got none "
+            f"(all {table.values.shape[0]:,} rows empty or NaN)"
+        )
+    try:
+        values, ords, missing, inserted = fill_gaps(table.values, ords, step)
+    except _TooManyGaps as err:
+        assert timeline is not None
+        i = err.row + 1
+        a, b = (timeline.to_text(int(timeline.ordinals[k])) for k in (i - 1, i))
+        gap = (int(timeline.ordinals[i]) - int(timeline.ordinals[i - 1])) // step - 1
+        raise ValueError(
+            f"{_where(table.source, int(table.lines[i]), table.date_column)}: expected gaps "
+            f"that insert at most {err.limit:,} missing timestamps in all, got {err.inserted:,}; "
+            f"the widest: {b!r} after {a!r}, {gap:,} steps of {timeline.label()} missing "
+            f"between them"
+        ) from None
     if timeline is not None:
         timeline = Timeline(timeline.unit, timeline.step, ords)
     return Series(
@@ -151,8 +218,8 @@ def load_csv(
     path: str | os.PathLike, columns: list[str], *, date_column: str | None = None
 ) -> Series:
     """A user's CSV: ``columns`` (the first is the target) and optional ``date_column``."""
-    table = read_table(path, columns, date_column=date_column)
-    return _from_table(table, name=os.path.basename(str(path)))
+    name = os.path.basename(str(path))
+    return _from_table(read_table(path, columns, date_column=date_column), name=name)
 
 
 def load_bundled(name: str) -> Series:
@@ -189,7 +256,7 @@ def chronological_split(n: int, horizon: int, validation: int, *, min_train: int
         raise ValueError(
             f"chronological_split: expected at least {min_train} training points (lookback + "
             f"horizon + differencing lag) before validation ({validation}) and test "
-            f"({horizon}), got {split.train_end} of {n}; shorten --lookback or --horizon"
+            f"({horizon}), got {split.train_end} of {n}; use a shorter lookback or horizon"
         )
     return split
 

@@ -67,11 +67,15 @@ def read_time_machine() -> str:
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """A UTF-8 text file's contents; missing, empty or non-UTF-8 files raise naming the path."""
+    """A UTF-8 text file's contents; missing, empty, binary (a NUL byte) or non-UTF-8 files
+    raise naming the path."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"expected a text file at {p}, found none")
     data = p.read_bytes()
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ValueError(f"expected text in {p}, got binary data (a NUL byte at offset {nul})")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
