@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             t0 = time.perf_counter()
             s = train_forecast(
-                ForecastConfig(dataset=name, seed=seed), out / f"{name}-seed{seed}", quiet=True
+                ForecastConfig(dataset=name, seed=seed),
+                out / f"{name}-seed{seed}",
+                overwrite=True,  # a benchmark re-run replaces its own earlier runs
+                quiet=True,
             )
             secs = time.perf_counter() - t0
             runs.append({"seed": seed, "seconds": secs, **s})

@@ -195,11 +195,6 @@ def test_garbage_csv(runs, content: bytes, command: str) -> None:
               "--quiet"])  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grukit.training.lm.generate must raise ValueError for a non-finite temperature; "
-    "today torch.multinomial raises RuntimeError (exit code 1, a bug)",
-)
 @pytest.mark.parametrize("temperature", ["nan", "inf"])
 def test_generate_refuses_a_nonfinite_temperature(runs, temperature: str) -> None:
     code, _ = _run(["lm", "generate", "--run", str(runs["lm"]), "--temperature", temperature])

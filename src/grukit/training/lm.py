@@ -95,7 +95,7 @@ def _load_data(config: LMConfig) -> tuple[Tensor, Tensor, Vocab, str]:
     need = config.batch_size * config.num_steps + config.num_steps + 1
     if len(train_part) < need:
         raise ValueError(
-            f"grukit lm: expected at least {need} training tokens for one batch of "
+            f"load_data: expected at least {need} training tokens for one batch of "
             f"{config.batch_size} × {config.num_steps}, got {len(train_part)}"
         )
     return train_part, val_part, vocab, digest
