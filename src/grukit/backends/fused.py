@@ -364,11 +364,10 @@ def differentiable_grads(
             Weights(w_ih, w_hh, b_ih, b_hh),
             reverse=reverse,
         )
+        out = out.reshape(dout.shape)  # (S, H)
     wrt = [t for t, need in zip(inputs, needs, strict=True) if need and t is not None]
     got = iter(
-        torch.autograd.grad(
-            (out.reshape(dout.shape), h_n), wrt, (dout, dh_n), create_graph=True, allow_unused=True
-        )
+        torch.autograd.grad((out, h_n), wrt, (dout, dh_n), create_graph=True, allow_unused=True)
     )
     grads = [
         next(got) if need and t is not None else None for t, need in zip(inputs, needs, strict=True)

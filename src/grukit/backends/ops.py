@@ -157,16 +157,19 @@ def _backward(ctx: Any, dout: Tensor, dh_n: Tensor, *_internal: Tensor) -> tuple
     x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn = ctx.saved_tensors
     batch_sizes, reverse, reset_after, save, loops = ctx.meta
     needs = tuple(ctx.needs_input_grad[:6])
-    rows, sizes, padded = _rows(x, h0, batch_sizes)
     dout = torch.zeros_like(out) if dout is None else dout
     dh_n = torch.zeros_like(h0) if dh_n is None else dh_n
-    flat_dout = dout.reshape(rows.shape[0], dout.shape[-1])  # (S, H)
     if torch.is_grad_enabled() or not save:  # create_graph, or a forward that kept no gates
+        with torch.enable_grad():  # rows must stay a function of x for autograd.grad
+            rows, sizes, padded = _rows(x, h0, batch_sizes)
+        flat_dout = dout.reshape(rows.shape[0], dout.shape[-1])  # (S, H)
         inputs = (rows, h0, w_ih, w_hh, b_ih, b_hh)
         grads = fused.differentiable_grads(
             inputs, flat_dout, dh_n, sizes, reverse, reset_after, needs
         )
     else:
+        rows, sizes, padded = _rows(x, h0, batch_sizes)
+        flat_dout = dout.reshape(rows.shape[0], dout.shape[-1])  # (S, H)
 
         def run_loops(*a: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
             return torch.ops.grukit.gru_backward_loops(*a, sizes, reverse, reset_after, loops)
