@@ -1,0 +1,1 @@
+"""Interoperability: ONNX export and weight layouts of other frameworks."""
