@@ -42,7 +42,9 @@ class OneHot:
             raise TypeError(f"{owner}: expected OneHot indices of dtype int64, got {idx.dtype}")
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ValueError(f"{owner}: expected OneHot num_classes a positive int, got {k!r}")
-        if idx.numel():
+        # torch.compile / torch.export see no values (a data-dependent check would break the
+        # graph): there, the check is left to the run (ONNX Gather rejects indices past I)
+        if idx.numel() and not torch.compiler.is_compiling():
             lo, hi = (int(v) for v in torch.aminmax(idx))  # one pass over the indices
             if lo < 0 or hi >= k:
                 raise ValueError(
