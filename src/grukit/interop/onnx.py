@@ -347,7 +347,8 @@ def _describe(module: nn.Module, initial_state: bool) -> tuple[str, str | None, 
     if isinstance(module, RNNBase):
         if module.proj_size:
             raise ValueError(
-                "export_onnx: an LSTM with proj_size cannot be exported (ONNX's LSTM has no projection)"
+                "export_onnx: expected an LSTM without proj_size (ONNX's LSTM has no "
+                f"projection), got proj_size={module.proj_size}"
             )
         seq = {0: "N", 1: "T"} if module.batch_first else {0: "T", 1: "N"}
         state = [(n, {1: "N"}) for n in ("h0", "c0")[: 2 if module.kind == "lstm" else 1]]
@@ -432,7 +433,8 @@ def export_onnx(
         raise TypeError(f"export_onnx: expected an nn.Module, got {type(module).__name__}")
     if not isinstance(example_input, Tensor):
         raise TypeError(
-            f"export_onnx: expected example_input a torch.Tensor, got {type(example_input).__name__}"
+            "export_onnx: expected example_input a torch.Tensor, got "
+            f"{type(example_input).__name__}"
         )
     if isinstance(opset, bool) or not isinstance(opset, int) or not _MIN_OPSET <= opset <= 20:
         raise ValueError(f"export_onnx: expected opset an int in [{_MIN_OPSET}, 20], got {opset!r}")
@@ -450,7 +452,8 @@ def export_onnx(
     ]
     if small:
         raise ValueError(
-            f"export_onnx: expected example_input sizes >= 2 along the dynamic axes, got {', '.join(small)}"
+            "export_onnx: expected example_input sizes >= 2 along the dynamic axes, got "
+            + ", ".join(small)
         )
     wrapper = _Exportable(module, role)
     args = (example_input, *_example_state(module, role, example_input, len(inputs) - 1))
