@@ -72,14 +72,6 @@ def test_traced_module_equals_torch_on_other_shapes(kind: str, grad: bool) -> No
             torch.testing.assert_close(g, w, rtol=0, atol=TOL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="known bug: grukit::gru called with save=False (as jit.trace does) cannot be "
-    "differentiated: backends/ops.py _backward builds rows under no_grad and "
-    "fused.differentiable_grads reshapes out outside enable_grad ('element 0 of tensors "
-    "does not require grad'); fixing only the latter gives silently wrong layer-0 gradients",
-)
 def test_traced_gru_trains_like_torch() -> None:
     """Gradients through a traced GRU (traced with grad on) equal nn.GRU's."""
     m, ref = _pair("gru")

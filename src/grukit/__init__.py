@@ -21,6 +21,7 @@ _EXPORTS = {
     "RNNCell": "grukit.cells",
     "OneHot": "grukit.onehot",
     "available_backends": "grukit.backends",
+    "export_onnx": "grukit.interop.onnx",
 }
 
 __all__ = [
@@ -33,12 +34,14 @@ __all__ = [
     "RNNCell",
     "OneHot",
     "available_backends",
+    "export_onnx",
     "__version__",
 ]
 
 if TYPE_CHECKING:
     from .backends import available_backends
     from .cells import GRUCell, LSTMCell, RNNCell
+    from .interop.onnx import export_onnx
     from .layers import GRU, LSTM, RNN, RNNBase
     from .onehot import OneHot
 

@@ -26,6 +26,7 @@ COMMANDS = {
     "lm": "grukit.cli.lm",
     "forecast": "grukit.cli.forecast",
     "bench": "grukit.cli.bench",
+    "export": "grukit.cli.export",
 }
 
 #: Exceptions a user's input or environment can cause (exit code 2). OSError covers
