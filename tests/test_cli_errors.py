@@ -85,7 +85,7 @@ def test_deeply_nested_config(tmp_path, capsys) -> None:
     (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
     assert main(["lm", "generate", "--run", str(tmp_path)]) == 2
     line = _one_error_line(capsys.readouterr().err, "grukit lm: error:")
-    assert "nested too deeply" in line and str(tmp_path) in line
+    assert "nest" in line and str(tmp_path) in line
 
 
 def test_csv_field_over_the_limit(tmp_path, capsys) -> None:
@@ -120,7 +120,7 @@ def test_checkpoint_of_another_shape(lm_run, tmp_path, capsys) -> None:
     (run / "config.json").write_text(json.dumps(config))
     assert main(["lm", "generate", "--run", str(run)]) == 2
     line = _one_error_line(capsys.readouterr().err, "grukit lm: error:")
-    assert "size mismatch" in line and str(run) in line
+    assert "shape" in line and str(run) in line
 
 
 # --- each kind of failure, raised where the command runs ----------------------------------

@@ -41,7 +41,8 @@ def lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from grukit.training.lm import build_model
     from grukit.training.lm_config import preset
 
-    run = RunDir(tmp_path_factory.mktemp("lm") / "run").create()
+    run = RunDir(tmp_path_factory.mktemp("lm") / "run")
+    run.path.mkdir()
     config = dataclasses.replace(preset("d2l"), hidden_size=8, num_steps=8)
     vocab = Vocab(list("the time machine"))
     model = build_model(config, len(vocab))

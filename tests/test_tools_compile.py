@@ -13,7 +13,7 @@ import torch
 from torch._dynamo.testing import CompileCounter
 from torch.export import Dim
 
-import grukit
+from grukit.models import CharLM
 from tool_grid import ALL, CELLS, LAYERS, SOME, Case, assert_same, first, inputs
 
 
@@ -103,7 +103,7 @@ def test_jit_trace_is_right_at_other_shapes(case: Case, grad: bool) -> None:
 
 def test_charlm_compiles_with_onehot_input() -> None:
     torch.manual_seed(0)
-    model = grukit.models.CharLM(11, 8)
+    model = CharLM(11, 8)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     tokens = torch.randint(0, 11, (3, 6))
     logits, _ = compiled(tokens)

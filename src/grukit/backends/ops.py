@@ -23,11 +23,13 @@ autograd (``setup_context``): its backward calls ``gru_backward_loops`` and then
 GEMMs in plain torch ops (``fused.backward_rows``); with ``create_graph`` it differentiates
 the reference loop instead, so double backward is exact. Under autocast it runs in the
 weights' dtype, as ``torch.nn.GRU`` returns its output in float32 under CPU autocast.
-ONNX symbolics live in ``grukit.interop.onnx``.
+ONNX symbolics live in ``grukit.interop.onnx`` (imported here: the TorchScript
+exporter's is registered with the operators).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import torch
@@ -188,3 +190,7 @@ def _backward(ctx: Any, dout: Tensor, dh_n: Tensor, *_internal: Tensor) -> tuple
 gru.register_autograd(_backward, setup_context=_setup_context)
 torch.library.register_autocast("grukit::gru", "cpu", torch.float32)
 torch.library.register_autocast("grukit::gru", "cuda", torch.float32)
+
+# The ONNX symbolic of grukit::gru for torch.onnx.export(dynamo=False): registered with the
+# operator, so exporting any model that holds grukit layers writes ONNX GRU nodes.
+importlib.import_module("grukit.interop.onnx")

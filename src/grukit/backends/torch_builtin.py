@@ -18,6 +18,10 @@ name = "torch"
 #: Takes no ``OneHot`` input: the layer hands it the dense one-hot tensor.
 accepts_onehot = False
 
+#: Set by ``grukit.interop.onnx`` while the dynamo exporter traces: the kernels then map to
+#: ONNX RNN / LSTM nodes, so they must not be replaced by a scan of the cell.
+keep_kernels_when_compiling = False
+
 _VF_FUNCTIONS = {
     "gru": torch._VF.gru,
     "rnn_tanh": torch._VF.rnn_tanh,
@@ -50,7 +54,9 @@ def run(
     """
     if not supports(spec, x):
         raise ValueError("torch backend: GRU with reset_after=False is not a torch kernel")
-    compiling = torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()
+    compiling = torch.compiler.is_compiling() and not (
+        torch.onnx.is_in_onnx_export() or keep_kernels_when_compiling
+    )
     if batch_sizes is None and compiling:
         # torch.compile unrolls these kernels' time loop (a graph per length; LSTM's
         # backward fails in mkldnn_rnn_layer): the reference steps run as one scan instead,
@@ -68,7 +74,9 @@ def run(
     hx = tuple(s.unsqueeze(0) for s in state)  # each (1, N, ·)
     hx_arg = hx if spec.kind == "lstm" else hx[0]
     fn = _VF_FUNCTIONS[spec.kind]
-    train = torch.is_grad_enabled()
+    # torch's train flag only keeps the backward's workspace (no dropout here: one layer);
+    # under jit.trace it must not follow grad mode, which the trace check flips to no_grad.
+    train = torch.is_grad_enabled() or torch.jit.is_tracing()
     if batch_sizes is None:
         res = fn(x, hx_arg, flat, has_bias, 1, 0.0, train, False, False)
     else:

@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..backends import torch_builtin
+
 __all__ = ["OPSET", "export_onnx", "reorder_gates", "translation_table"]
 
 #: Default opset: the dynamo exporter's own (its GRU translation uses opset 18 operators);
@@ -289,12 +291,14 @@ def _rnn_kernels_as_onnx() -> Iterator[dict[Any, Callable[..., Any]]]:
     key = torch._C.DispatchKey.CompositeImplicitAutograd
     saved = {kind: op.py_kernels.get(key) for kind, op in _ATEN_RNN.items()}
     kernels = {kind: _onnx_rnn(kind) for kind in _ATEN_RNN}
+    torch_builtin.keep_kernels_when_compiling = True  # not the scan it uses for compile
     try:
         for kind, op in _ATEN_RNN.items():
             op.py_kernels[key] = kernels[kind]
             op._dispatch_cache.clear()
         yield {op: kernels[kind] for kind, op in _ATEN_RNN.items()}
     finally:
+        torch_builtin.keep_kernels_when_compiling = False
         for kind, op in _ATEN_RNN.items():
             if saved[kind] is None:
                 op.py_kernels.pop(key, None)
