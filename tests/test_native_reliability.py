@@ -321,10 +321,28 @@ def test_cell_rejects_issue_shapes_at_size() -> None:
     args = cell_args(H=256)
     call_bad("gru_cell", args, 3, torch.randn(768, 1))
     call_bad("gru_cell", args, 5, torch.randn(3))
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["streaming", "grad"])
+@pytest.mark.parametrize(("name", "shape"), [("weight_hh", (768, 1)), ("bias_hh", (3,))])
+def test_public_cell_with_wrong_parameter_raises(name: str, shape: tuple, grad: bool) -> None:
+    """Through grukit.GRUCell: an error (the layer's ValueError, else the kernel's
+    RuntimeError), not a crash or numbers."""
     cell = grukit.GRUCell(4, 256, backend="native")
-    cell.weight_hh = torch.nn.Parameter(torch.randn(768, 1))
-    with torch.no_grad(), pytest.raises((ValueError, RuntimeError)):
+    setattr(cell, name, torch.nn.Parameter(torch.randn(*shape)))
+    with torch.set_grad_enabled(grad), pytest.raises((ValueError, RuntimeError)):
         cell(torch.randn(2, 4), torch.randn(2, 256))
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize(("name", "shape"), [("weight_hh_l0", (192, 1)), ("bias_hh_l0", (3,))])
+def test_public_layer_with_wrong_parameter_raises(
+    name: str, shape: tuple, reset_after: bool
+) -> None:
+    layer = grukit.GRU(4, 64, backend="native", reset_after=reset_after)
+    setattr(layer, name, torch.nn.Parameter(torch.randn(*shape)))
+    with pytest.raises((ValueError, RuntimeError)):
+        layer(torch.randn(5, 2, 4))
 
 
 def test_valid_calls_run_and_backward_accepts_unused_hn() -> None:
