@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench clean sanitize
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,20 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py --out bench-out
+
+# The native kernel built with -fsanitize=address,undefined (GRUKIT_SANITIZE=1: its own
+# build directory) and its tests run against it. Python is not instrumented: the ASan
+# runtime is preloaded, with libstdc++ (else ASan cannot find __cxa_throw when the kernel
+# raises); leak checking is off (the interpreter's own allocations). Not part of `make test`.
+SANITIZE_ENV = GRUKIT_SANITIZE=1 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LD_PRELOAD="$$($${CXX:-c++} -print-file-name=libasan.so) $$($${CXX:-c++} -print-file-name=libstdc++.so)"
+
+sanitize: $(STAMP)
+	$(SANITIZE_ENV) $(BIN)/python -c "from grukit.backends.native import build; \
+		assert build.sanitize() and build.load() is not None, build.failure()"
+	$(SANITIZE_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_backend_native.py tests/test_native_reliability.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -9,10 +9,16 @@ returns None and warns once, saying why; "auto" then uses the "fused" backend.
 Vectorisation: ``at::vec::Vectorized`` uses AVX-512 or AVX2 only when the build defines
 the CPU capability, so the flags are chosen from ``/proc/cpuinfo``: AVX-512 (avx512f, bw,
 dq, vl), else AVX2 (avx2 and fma), else a plain ``-O3`` build.
+
+Sanitizers: with ``GRUKIT_SANITIZE=1`` in the environment the kernel is built with
+``-fsanitize=address,undefined`` (``-O1 -g``, its own build directory, as the flags are part
+of the build key). Python itself is not instrumented, so the process must start with the
+ASan runtime preloaded (``make sanitize`` does: ``LD_PRELOAD=$(c++ -print-file-name=libasan.so)``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -20,6 +26,7 @@ import sys
 import sysconfig
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -47,9 +54,19 @@ def cpu_flags() -> set[str]:
 AVX512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "fma"}
 
 
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
+
+
+def sanitize() -> bool:
+    """Whether $GRUKIT_SANITIZE asks for an AddressSanitizer + UBSan build ("1", "true", "yes")."""
+    return os.environ.get("GRUKIT_SANITIZE", "").strip().lower() in ("1", "true", "yes")
+
+
 def compile_flags() -> list[str]:
-    """-O3, plus AVX-512 (else AVX2 + FMA) and the at::vec capability macros if the CPU has them."""
-    flags = ["-O3", "-fopenmp"]  # at::parallel_for is OpenMP inlined into the extension
+    """-O3, plus AVX-512 (else AVX2 + FMA) and the at::vec capability macros if the CPU has
+    them; with ``sanitize()``, -O1 and the sanitizer flags instead of -O3."""
+    flags = ["-O1", *SANITIZE_FLAGS] if sanitize() else ["-O3"]
+    flags.append("-fopenmp")  # at::parallel_for is OpenMP inlined into the extension
     cpu = cpu_flags()
     if AVX512 <= cpu:
         flags += ["-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512", "-mavx512f", "-mavx512bw"]
@@ -88,6 +105,18 @@ def _build_key(flags: list[str]) -> str:
         sysconfig.get_config_var("SOABI").encode() if sysconfig.get_config_var("SOABI") else b""
     )
     return h.hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _compiler_environment() -> Iterator[None]:
+    """Without $LD_PRELOAD while the compiler runs: a sanitizer run preloads the ASan
+    runtime into Python, and it would otherwise slow every compiler process too."""
+    preload = os.environ.pop("LD_PRELOAD", None)
+    try:
+        yield
+    finally:
+        if preload is not None:
+            os.environ["LD_PRELOAD"] = preload
 
 
 def _fail(reason: str) -> None:
@@ -133,14 +162,15 @@ def load() -> ModuleType | None:
                 )
                 sys.stderr.flush()
             here = Path(__file__).parent
-            _module = cpp_extension.load(
-                name=name,
-                sources=[str(here / s) for s in SOURCES],
-                extra_cflags=flags,
-                extra_ldflags=["-fopenmp"],
-                build_directory=str(build),
-                verbose=False,
-            )
+            with _compiler_environment():
+                _module = cpp_extension.load(
+                    name=name,
+                    sources=[str(here / s) for s in SOURCES],
+                    extra_cflags=flags,
+                    extra_ldflags=["-fopenmp", *(SANITIZE_FLAGS[:1] if sanitize() else [])],
+                    build_directory=str(build),
+                    verbose=False,
+                )
             if fresh:
                 sys.stderr.write("grukit: native CPU kernel ready\n")
         except (OSError, RuntimeError, ImportError, SystemExit) as err:

@@ -35,16 +35,25 @@ using at::vec::Vectorized;
 // exp_u20 is at::vec's polynomial exp (float: within 20 ulp, several times cheaper than
 // Sleef's tanh; double: Sleef's exp). tanh this way is off by ~1e-7 (float) / ~1e-16
 // (double) in absolute terms near 0, within the tests' tolerances (1e-5, 1e-10).
+// NaN: float exp_u20 clamps its argument with min/max, which turn NaN into the clamp bound
+// (σ(NaN) came out 0 and tanh(NaN) −1), so a NaN argument is blended back into the result:
+// one compare and one blend, as torch's σ and tanh give NaN. ±Inf needs nothing: the clamp
+// gives e^±inf a huge or zero value, hence σ(∓inf) ≈ 0 (or 1) and tanh(±inf) = ±1, as torch.
+template <typename T>
+inline Vectorized<T> keep_nan(const Vectorized<T>& result, const Vectorized<T>& a) {
+  return Vectorized<T>::blendv(result, a, a.isnan());
+}
+
 template <typename T>
 inline Vectorized<T> vsigmoid(const Vectorized<T>& a) {
   const Vectorized<T> one(T(1));
-  return one / (one + a.neg().exp_u20());
+  return keep_nan(one / (one + a.neg().exp_u20()), a);
 }
 
 template <typename T>
 inline Vectorized<T> vtanh(const Vectorized<T>& a) {
   const Vectorized<T> one(T(1)), two(T(2));
-  return two / (one + (a * Vectorized<T>(T(-2))).exp_u20()) - one;
+  return keep_nan(two / (one + (a * Vectorized<T>(T(-2))).exp_u20()) - one, a);
 }
 
 // f(j, count) over [0, H) in vector-sized pieces, the last one partial.
@@ -124,6 +133,54 @@ class StepGemm {
 
 Tensor bias_or_zeros(const c10::optional<Tensor>& b, int64_t n, const Tensor& like) {
   return b.has_value() && b->defined() ? b->contiguous() : at::zeros({n}, like.options());
+}
+
+// Argument checks, run before any memory is touched: a wrong shape, dtype or device raises
+// RuntimeError (c10::Error) naming the function, the argument, what was expected and what
+// arrived, where it would otherwise read or write out of bounds.
+bool given(const c10::optional<Tensor>& t) { return t.has_value() && t->defined(); }
+
+void check_floating(const char* fn, const char* name, const Tensor& t) {
+  TORCH_CHECK(t.defined(), fn, ": ", name, " is undefined");
+  TORCH_CHECK(t.device().is_cpu(), fn, ": expected ", name, " on the CPU, got ", t.device());
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, fn, ": expected ",
+              name, " of dtype float32 or float64, got ", t.scalar_type());
+}
+
+// t is a CPU tensor of `like`'s dtype with exactly the given sizes.
+void check_tensor(const char* fn, const char* name, const Tensor& t, const Tensor& like,
+                  at::IntArrayRef sizes) {
+  check_floating(fn, name, t);
+  TORCH_CHECK(t.scalar_type() == like.scalar_type(), fn, ": expected ", name, " of dtype ",
+              like.scalar_type(), ", got ", t.scalar_type());
+  TORCH_CHECK(t.sizes() == sizes, fn, ": expected ", name, " of shape ", sizes, ", got ",
+              t.sizes());
+}
+
+void check_2d(const char* fn, const char* name, const Tensor& t) {
+  check_floating(fn, name, t);
+  TORCH_CHECK(t.dim() == 2, fn, ": expected ", name, " with 2 dimensions, got shape ", t.sizes());
+}
+
+// batch_sizes (T,): integers on the CPU, N >= N_0 >= N_1 >= ... >= 0 (a PackedSequence's, or T
+// times N padded), summing to the S rows of the step tensors.
+void check_batch_sizes(const char* fn, const Tensor& batch_sizes, int64_t N, int64_t S) {
+  TORCH_CHECK(batch_sizes.defined() && batch_sizes.device().is_cpu() && batch_sizes.dim() == 1,
+              fn, ": expected batch_sizes, a 1-D CPU tensor");
+  TORCH_CHECK(!at::isFloatingType(batch_sizes.scalar_type()) &&
+                  !at::isComplexType(batch_sizes.scalar_type()) &&
+                  batch_sizes.scalar_type() != at::kBool,
+              fn, ": expected integer batch_sizes, got ", batch_sizes.scalar_type());
+  const Tensor bs = batch_sizes.to(at::kLong).contiguous();
+  const int64_t* p = bs.data_ptr<int64_t>();
+  int64_t sum = 0, previous = N;
+  for (int64_t t = 0; t < bs.numel(); ++t) {
+    TORCH_CHECK(p[t] >= 0 && p[t] <= previous, fn, ": expected batch_sizes non-increasing in [0, ",
+                N, "] (N = ", N, "), got ", p[t], " at step ", t);
+    previous = p[t];
+    sum += p[t];
+  }
+  TORCH_CHECK(sum == S, fn, ": expected batch_sizes summing to the ", S, " rows, got ", sum);
 }
 
 // Pointers below are row 0 of the step's rows; b is b_hh (3H,) (zeros without bias).
@@ -268,12 +325,19 @@ void backward_r(int64_t n, int64_t H, const T* drh, const T* gates, const T* hpr
 // gi (S, 3H), h0 (N, H), w_hh (3H, H), b_hh (3H,) or None, batch_sizes (T,); copy_operand:
 // give at::mm a contiguous W_hhᵀ where the packed kernel is not used (fused.copies_operand).
 // → out (S, H), gates (S or 0, 3H) [r, z, n], hn (S or 0, H), h_n (N, H).
-std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tensor& w_hh,
+std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tensor& w_hh_,
                                 const c10::optional<Tensor>& b_hh, const Tensor& batch_sizes,
                                 bool reverse, bool reset_after, bool save, bool copy_operand) {
-  TORCH_CHECK(gi_.device().is_cpu(), "grukit native: expected CPU tensors");
-  const Tensor gi = gi_.contiguous();
-  const int64_t S = gi.size(0), N = h0.size(0), H = h0.size(1);
+  const char* fn = "grukit native gru_forward";
+  check_2d(fn, "h0", h0);
+  const int64_t N = h0.size(0), H = h0.size(1);
+  check_2d(fn, "gi", gi_);
+  const int64_t S = gi_.size(0);
+  check_tensor(fn, "gi", gi_, h0, {S, 3 * H});
+  check_tensor(fn, "w_hh", w_hh_, h0, {3 * H, H});
+  if (given(b_hh)) check_tensor(fn, "b_hh", *b_hh, h0, {3 * H});
+  check_batch_sizes(fn, batch_sizes, N, S);
+  const Tensor gi = gi_.contiguous(), w_hh = w_hh_.contiguous();
   const Steps steps(batch_sizes);
   auto opt = gi.options();
   Tensor out = at::empty({S, H}, opt);
@@ -325,9 +389,20 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
 std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const Tensor& gates_,
                                  const Tensor& hn_, const Tensor& hprev_, const Tensor& w_hh_,
                                  const Tensor& batch_sizes, bool reverse, bool reset_after) {
-  const Tensor dout = dout_.contiguous(), gates = gates_.contiguous(), hn = hn_.contiguous();
+  const char* fn = "grukit native gru_backward";
+  check_2d(fn, "dh_n", dh_n);
+  const int64_t N = dh_n.size(0), H = dh_n.size(1);
+  check_2d(fn, "dout", dout_);
+  const int64_t S = dout_.size(0);
+  check_tensor(fn, "dout", dout_, dh_n, {S, H});
+  check_tensor(fn, "gates", gates_, dh_n, {S, 3 * H});
+  if (reset_after) check_tensor(fn, "hn", hn_, dh_n, {S, H});  // unused otherwise
+  check_tensor(fn, "hprev", hprev_, dh_n, {S, H});
+  check_tensor(fn, "w_hh", w_hh_, dh_n, {3 * H, H});
+  check_batch_sizes(fn, batch_sizes, N, S);
+  const Tensor dout = dout_.contiguous(), gates = gates_.contiguous();
+  const Tensor hn = reset_after ? hn_.contiguous() : Tensor();
   const Tensor hprev = hprev_.contiguous(), w_hh = w_hh_.contiguous();
-  const int64_t S = dout.size(0), N = dh_n.size(0), H = dh_n.size(1);
   const Steps steps(batch_sizes);
   auto opt = dout.options();
   Tensor dgi = at::empty({S, 3 * H}, opt);
@@ -427,10 +502,18 @@ void small_matmul_nt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, c
 Tensor gru_cell(const Tensor& x_, const Tensor& h_, const Tensor& w_ih_, const Tensor& w_hh_,
                 const c10::optional<Tensor>& b_ih_, const c10::optional<Tensor>& b_hh,
                 bool reset_after) {
+  const char* fn = "grukit native gru_cell";
+  check_2d(fn, "h", h_);
+  check_2d(fn, "x", x_);
+  const int64_t N = h_.size(0), H = h_.size(1), I = x_.size(1);
+  check_tensor(fn, "x", x_, h_, {N, I});
+  check_tensor(fn, "w_ih", w_ih_, h_, {3 * H, I});
+  check_tensor(fn, "w_hh", w_hh_, h_, {3 * H, H});
+  if (given(b_ih_)) check_tensor(fn, "b_ih", *b_ih_, h_, {3 * H});
+  if (given(b_hh)) check_tensor(fn, "b_hh", *b_hh, h_, {3 * H});
   const Tensor x = x_.contiguous(), h = h_.contiguous();
   const Tensor w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
-  const int64_t N = h.size(0), H = h.size(1), I = x.size(1);
-  const bool has_bias = b_hh.has_value() && b_hh->defined();
+  const bool has_bias = given(b_ih_);  // b_ih and b_hh each apply where given
   const Tensor b_ih = has_bias ? b_ih_->contiguous() : Tensor();
   const Tensor b = bias_or_zeros(b_hh, 3 * H, h);
   Tensor out = h.clone();  // the state, updated in place: each element is read, then written
