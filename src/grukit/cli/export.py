@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
 
 def _load(run_dir: str) -> tuple[torch.nn.Module, torch.Tensor, str]:
     """(model in eval mode, a batched example input, a description) of a run directory."""
-    from ..training import RunDir, load_weights
+    from ..training import RunDir
 
     run = RunDir(run_dir)
     if not run.path.is_dir():
@@ -62,18 +62,10 @@ def _load(run_dir: str) -> tuple[torch.nn.Module, torch.Tensor, str]:
         tokens = torch.randint(0, len(vocab), (2, max(2, config.num_steps)))  # (N, T)
         return model, tokens, f"language model ({config.cell}, vocab {len(vocab)})"
     if "config" in saved and "scaler" in saved:
-        from ..models.forecaster import Forecaster
+        from ..training.forecast import load_model
 
-        state, mcfg = load_weights(run.model)
-        model = Forecaster(
-            mcfg["input_size"],
-            mcfg["horizon"],
-            mcfg["hidden_size"],
-            mcfg["num_layers"],
-            quantiles=tuple(mcfg["quantiles"]),
-            strategy=mcfg["strategy"],
-        )
-        model.load_state_dict(state)
+        model = load_model(run)
+        mcfg = model.config()
         lookback = max(2, int(saved["config"].get("lookback") or 2))
         x = torch.zeros(2, lookback, mcfg["input_size"])  # (N, L, I)
         return model.eval(), x, f"forecaster ({mcfg['strategy']}, horizon {mcfg['horizon']})"

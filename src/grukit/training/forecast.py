@@ -485,7 +485,8 @@ def _run_config(run: RunDir) -> tuple[ForecastConfig, dict[str, Any]]:
     return c, {**cfg, "tf": tf, "scaler_obj": scaler}
 
 
-def _load_model(run: RunDir, backend: str) -> Forecaster:
+def load_model(run: RunDir, backend: str = "auto") -> Forecaster:
+    """The trained Forecaster of a forecasting run, its weights checked before loading."""
     state, mcfg = load_weights(run.model)
     try:
         model = Forecaster(
@@ -532,7 +533,7 @@ def predict_forecast(
         raise ValueError("predict_forecast: expected columns or a date column only with a CSV")
     if any(not isinstance(getattr(c, k), int) for k in ("lookback", "diff", "horizon")):
         raise ValueError(f"predict_forecast: expected a resolved config in {run.config}")
-    model = _load_model(run, c.backend)
+    model = load_model(run, c.backend)
     series = load_series(c)
     same = series.columns == cfg["columns"] if not columns else True
     if len(series.columns) != len(cfg["columns"]) or not same:
