@@ -7,6 +7,7 @@ Every message names the module, what was expected and what arrived, e.g.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -92,7 +93,9 @@ def batch_sizes(owner: str, bs: Tensor, rows: int) -> None:
         )
 
 
-def parameter(owner: str, name: str, p: object, expected: tuple[int, ...], like: Tensor) -> None:
+def parameter(
+    owner: str, name: str, p: object, expected: tuple[int, ...], like: Tensor | None
+) -> None:
     """A module's parameter ``name``: a floating tensor of shape ``expected`` with the dtype
     and device of ``like`` (its first weight)."""
     if not isinstance(p, Tensor):
@@ -103,5 +106,24 @@ def parameter(owner: str, name: str, p: object, expected: tuple[int, ...], like:
         raise ValueError(
             f"{owner}: expected parameter {name} of shape {tuple(expected)}, got {tuple(p.shape)}"
         )
-    if p is not like:
+    if like is not None and p is not like:
         like_weights(owner, f"parameter {name}", p, like)
+
+
+def parameters(
+    owner: str, params: Mapping[str, Tensor | None], shapes: Mapping[str, tuple[int, ...]]
+) -> None:
+    """Every parameter named in ``shapes`` still a tensor of that shape, with the dtype and
+    device of the first one (a user may have replaced one): checked before a kernel reads
+    memory. ``params`` is a module's ``_parameters`` (one dict read per parameter)."""
+    first = params.get(next(iter(shapes)))
+    for name, shape in shapes.items():
+        p = params.get(name)
+        if (
+            p is None
+            or first is None
+            or p.shape != shape
+            or p.dtype != first.dtype
+            or (p.device != first.device)
+        ):
+            parameter(owner, name, p, shape, first)  # raises, naming what is wrong

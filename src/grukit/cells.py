@@ -45,12 +45,9 @@ class RNNCellBase(nn.Module):
         self.bias = check.flag(owner, "bias", bias)
         factory = {"device": device, "dtype": dtype}
         rows = num_chunks * hidden_size
-        self._param_shapes = {
-            "weight_ih": (rows, input_size),
-            "weight_hh": (rows, hidden_size),
-            "bias_ih": (rows,),
-            "bias_hh": (rows,),
-        }
+        self._param_shapes = {"weight_ih": (rows, input_size), "weight_hh": (rows, hidden_size)}
+        if bias:
+            self._param_shapes.update(bias_ih=(rows,), bias_hh=(rows,))
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
         self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, **factory))
         if bias:
@@ -93,15 +90,7 @@ class RNNCellBase(nn.Module):
     def _check_parameters(self, owner: str) -> None:
         """Every parameter still a tensor of the shape, dtype and device the cell was built
         with (a user may have replaced one): checked before any kernel reads memory."""
-        names = (
-            ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            if self.bias
-            else ("weight_ih", "weight_hh")
-        )
-        for name in names:
-            check.parameter(
-                owner, name, getattr(self, name), self._param_shapes[name], self.weight_ih
-            )
+        check.parameters(owner, self._parameters, self._param_shapes)
 
     def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:  # noqa: A002
         """Checked input with a batch axis, and whether it came without one (parameters

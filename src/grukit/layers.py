@@ -160,12 +160,7 @@ class RNNBase(nn.Module):
     def _check_parameters(self, owner: str) -> None:
         """Every parameter still a tensor of the shape, dtype and device the layer was built
         with (a user may have replaced one): checked before any kernel reads memory."""
-        params = self._parameters  # one dict, not a Module.__getattr__ per parameter
-        w0 = params["weight_ih_l0"]
-        for name, shape in self._param_shapes.items():
-            p = params.get(name)
-            if p is None or p.shape != shape or p.dtype != w0.dtype or p.device != w0.device:
-                check.parameter(owner, name, p, shape, w0)  # raises, naming what is wrong
+        check.parameters(owner, self._parameters, self._param_shapes)
 
     def _weights(self, layer: int, direction: int) -> Weights:
         names = self._all_weights[layer * self.num_directions + direction]
