@@ -192,23 +192,31 @@ class GRUCell(RNNCellBase):
     def _streaming_call(self, x: object, h: object, weights: tuple) -> bool:
         """Whether this call is a batched CPU inference step for the native kernel with
         inputs that pass every check of ``forward``: x (N, I) and h (N, H) like the weights."""
-        w, shapes = weights[0], self._param_shapes
+        w_ih, w_hh, b_ih, b_hh = weights
+        if type(x) is not Tensor or type(h) is not Tensor or type(w_ih) is not nn.Parameter:
+            return False
+        shapes, dtype = self._param_shapes, w_ih.dtype
+        if self.bias:  # both biases parameters of (3H,), as built
+            if type(b_ih) is not nn.Parameter or type(b_hh) is not nn.Parameter:
+                return False
+            if b_ih.shape != shapes["bias_ih"] or b_hh.shape != shapes["bias_ih"]:
+                return False
+            if b_ih.dtype != dtype or b_hh.dtype != dtype:
+                return False
+        # (the biases' and W_hh's devices are checked again by the kernel: a RuntimeError)
+        device = x.device
         return (
-            type(x) is Tensor
-            and type(h) is Tensor
-            and all(type(t) is nn.Parameter for t in (weights if self.bias else weights[:2]))
-            and w.shape == shapes["weight_ih"]
-            and weights[1].shape == shapes["weight_hh"]
-            and (not self.bias or weights[2].shape == weights[3].shape == shapes["bias_ih"])
-            and all(t is None or (t.dtype == w.dtype and t.device == w.device) for t in weights)
-            and self.backend in ("auto", "native")
+            self.backend in ("auto", "native")
             and x.dim() == 2
             and x.shape[1] == self.input_size
             and h.shape == (x.shape[0], self.hidden_size)
-            and x.dtype == w.dtype == h.dtype
-            and x.dtype in (torch.float32, torch.float64)
-            and x.device == w.device == h.device
-            and x.device.type == "cpu"
+            and w_ih.shape == shapes["weight_ih"]
+            and type(w_hh) is nn.Parameter
+            and w_hh.shape == shapes["weight_hh"]
+            and x.dtype == dtype == h.dtype == w_hh.dtype
+            and dtype in (torch.float32, torch.float64)
+            and device.type == "cpu"
+            and device == w_ih.device == h.device
             and not (
                 torch.is_grad_enabled()
                 and any(t is not None and t.requires_grad for t in (x, h, *weights))
