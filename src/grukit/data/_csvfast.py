@@ -119,6 +119,8 @@ def read_plain(
     file is not plain enough for this reader (see the module docstring)."""
     with open(path, "rb") as f:
         data = f.read(_BLOCK)
+        while b"\n" not in data and (more := f.read(_BLOCK)):  # the header's whole line
+            data += more
         if data.startswith(_BOM):
             data = data[len(_BOM) :]
         head_end = data.find(b"\n")
@@ -144,8 +146,9 @@ def read_plain(
             block = rest + more
             if more:
                 cut = block.rfind(b"\n") + 1
-                if cut == 0:
-                    return None  # a line longer than a block
+                if cut == 0:  # no line ends in it yet: read on
+                    rest = block
+                    continue
                 block, rest = block[:cut], block[cut:]
             elif not block:
                 break
