@@ -23,7 +23,7 @@ from ._timestamps import parse_bytes
 
 __all__ = ["read_plain"]
 
-_BLOCK = 1 << 23  # bytes scanned at once (≈ 300 000 lines of a two-column file)
+_BLOCK = 1 << 18  # bytes scanned at once (≈ 9 000 lines of a two-column file: small transients)
 _LONGEST = 64  # longest number cell taken (longer ones go the exact way)
 _NUMBER_CHARS = np.zeros(256, dtype=bool)
 _NUMBER_CHARS[np.frombuffer(b"0123456789.eE+-", dtype=np.uint8)] = True
