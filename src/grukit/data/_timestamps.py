@@ -98,3 +98,69 @@ def parse_many(texts: list[str]) -> tuple[np.ndarray, np.ndarray, int | None]:
             return units, stamps, k
         units[k], stamps[k] = p
     return units, stamps, None
+
+
+#: width → positions of the digits, for the ASCII shapes parse_bytes takes
+_DIGITS = {7: [0, 1, 2, 3, 5, 6], 10: [0, 1, 2, 3, 5, 6, 8, 9]}
+_DIGITS[16] = _DIGITS[10] + [11, 12, 14, 15]
+_DIGITS[19] = _DIGITS[16] + [17, 18]
+_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _number(d: np.ndarray, at: int, width: int) -> np.ndarray:
+    """(n,) int64 of the decimal digits d[at : at + width] (d: (w, n) digit values)."""
+    out = d[at].astype(np.int64)
+    for k in range(at + 1, at + width):
+        out = out * 10 + d[k]
+    return out
+
+
+def parse_bytes(chars: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """chars (w, n) uint8: n ASCII texts of width w, one per column → (units (n,) int8,
+    stamps (n,) int64) if every text is ``YYYY-MM``, ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM``
+    or ``YYYY-MM-DD HH:MM:SS`` (" " or "T" between date and time) naming a real month or
+    date-time, else None. What it accepts, ``parse_one`` accepts with the same result
+    (the calendar is checked digit by digit: year ≥ 1 for dates, day within its month,
+    hours < 24, minutes and seconds < 60)."""
+    width, n = chars.shape
+    if width not in _DIGITS or n == 0:
+        return None
+    d = chars - np.uint8(ord("0"))  # (w, n) digit values; other bytes wrap to > 9
+    if bool((d[_DIGITS[width]] > 9).any()) or bool((chars[4] != ord("-")).any()):
+        return None
+    year, month = _number(d, 0, 4), _number(d, 5, 2)  # (n,), (n,)
+    if bool(((month < 1) | (month > 12)).any()):
+        return None
+    if width == 7:
+        return np.full(n, MONTH, dtype=np.int8), year * 12 + month - 1
+    if bool((chars[7] != ord("-")).any()) or bool((year < 1).any()):
+        return None
+    day = _number(d, 8, 2)  # (n,)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))  # (n,)
+    last = _DAYS[month - 1] + ((month == 2) & leap)  # (n,)
+    if bool(((day < 1) | (day > last)).any()):
+        return None
+    # days since 1970-01-01 of the proleptic Gregorian date (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    seconds = (era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468) * 86400
+    if width >= 16:
+        sep = chars[10]
+        if bool(((sep != ord(" ")) & (sep != ord("T"))).any()):
+            return None
+        if bool((chars[13] != ord(":")).any()):
+            return None
+        hour, minute = _number(d, 11, 2), _number(d, 14, 2)  # (n,), (n,)
+        if bool(((hour > 23) | (minute > 59)).any()):
+            return None
+        seconds += hour * 3600 + minute * 60
+    if width == 19:
+        if bool((chars[16] != ord(":")).any()):
+            return None
+        second = _number(d, 17, 2)  # (n,)
+        if bool((second > 59).any()):
+            return None
+        seconds += second
+    return np.full(n, SECOND, dtype=np.int8), seconds
