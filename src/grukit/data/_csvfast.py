@@ -163,10 +163,10 @@ def read_plain(
     if not out.values:
         return None
     return (
-        _join(out.values),
-        _join(out.lines),
-        _join(out.units) if date_idx is not None else None,
-        _join(out.stamps) if date_idx is not None else None,
+        join_chunks(out.values),
+        join_chunks(out.lines),
+        join_chunks(out.units) if date_idx is not None else None,
+        join_chunks(out.stamps) if date_idx is not None else None,
     )
 
 
@@ -233,7 +233,7 @@ def _block(
     return total
 
 
-def _join(chunks: list[np.ndarray]) -> np.ndarray:
+def join_chunks(chunks: list[np.ndarray]) -> np.ndarray:
     """np.concatenate(chunks), emptying ``chunks`` as it goes (peak: the result + one chunk)."""
     out = np.empty((sum(len(c) for c in chunks), *chunks[0].shape[1:]), dtype=chunks[0].dtype)
     at = 0

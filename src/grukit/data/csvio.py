@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ._csvfast import read_plain
+from ._csvfast import join_chunks, read_plain
 from ._timestamps import MONTH, SECOND, parse_many
 
 __all__ = ["Table", "Timeline", "read_table", "parse_timeline"]
@@ -231,25 +231,13 @@ def read_table(
     return Table(
         source=source,
         columns=list(columns),
-        values=_join(builder.values),  # (T, C)
-        lines=_join(builder.line_chunks),  # (T,)
+        values=join_chunks(builder.values),  # (T, C)
+        lines=join_chunks(builder.line_chunks),  # (T,)
         date_column=date_column,
-        stamps=_join(builder.stamps) if date_column is not None else None,
-        units=_join(builder.units) if date_column is not None else None,
+        stamps=join_chunks(builder.stamps) if date_column is not None else None,
+        units=join_chunks(builder.units) if date_column is not None else None,
         path=path,
     )
-
-
-def _join(chunks: list[np.ndarray]) -> np.ndarray:
-    """np.concatenate(chunks), emptying ``chunks`` as it goes (peak: the result + one chunk)."""
-    out = np.empty((sum(len(c) for c in chunks), *chunks[0].shape[1:]), dtype=chunks[0].dtype)
-    at = 0
-    chunks.reverse()
-    while chunks:
-        c = chunks.pop()
-        out[at : at + len(c)] = c
-        at += len(c)
-    return out
 
 
 def _row_lines(rows: list[list[str]], before: int, after: int) -> np.ndarray:
