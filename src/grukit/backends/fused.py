@@ -216,8 +216,9 @@ def previous_states(out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool)
     Padded input (every step runs all N rows) is a shift by one step; packed input gathers
     rows with ``prev_rows``.
     """
-    S, N = out.shape[0], h0.shape[0]
-    if S == batch_sizes.numel() * N:  # batch sizes sum to T·N and none exceeds N: all N
+    N = h0.shape[0]
+    if padded(out, h0, batch_sizes):  # batch sizes sum to T·N and none exceeds N: all N
+        S = out.shape[0]
         if reverse:
             return torch.cat((out[N:], h0))  # (S, H) step t reads step t + 1
         return torch.cat((h0, out[: S - N]))  # (S, H) step t reads step t − 1
@@ -378,6 +379,17 @@ def differentiable_grads(
     )
 
 
+def as_rows(x: Tensor, batch_sizes: Tensor | None) -> tuple[Tensor, Tensor, tuple[int, int] | None]:
+    """A direction's input as the rows ``forward_rows`` takes: (rows (S, I) or (S,),
+    batch sizes (T,), (T, N) to give the output back its padded shape, or None for packed
+    input). x is (T, N, I) or indices (T, N) padded (``batch_sizes`` None), or (S, I) packed."""
+    if batch_sizes is not None:
+        return x, batch_sizes, None
+    T, N = x.shape[0], x.shape[1]
+    sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
+    return x.reshape(T * N, *x.shape[2:]), sizes, (T, N)  # (T·N, I) or (T·N,)
+
+
 def padded(x: Tensor, h0: Tensor, batch_sizes: Tensor) -> bool:
     """Whether every step runs all N rows (T·N rows): the data is a padded batch."""
     return x.shape[0] == batch_sizes.numel() * h0.shape[0]
@@ -470,19 +482,14 @@ def gru_direction(
             *tensors, batch_sizes, reverse, reset_after, save, loops
         )
         return out, h_n
-    if batch_sizes is None:
-        T, N = x.shape[0], x.shape[1]
-        rows = x.reshape(T * N, *x.shape[2:])  # (T·N, I) or (T·N,) indices
-        sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
-    else:
-        rows, sizes = x, batch_sizes  # (S, I)
+    rows, sizes, shape = as_rows(x, batch_sizes)
     impl = LOOPS[loops]
     if grad:
         out, h_n = GRUFunction.apply(rows, *tensors[1:], sizes, reverse, reset_after, impl)
     else:
         out, h_n, _, _ = forward_rows(impl, rows, *tensors[1:], sizes, reverse, reset_after, False)
-    if batch_sizes is None:
-        out = out.view(T, N, out.shape[-1])  # (T, N, H)
+    if shape is not None:
+        out = out.view(*shape, out.shape[-1])  # (T, N, H)
     return out, h_n
 
 

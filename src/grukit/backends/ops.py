@@ -40,18 +40,6 @@ from . import fused
 __all__ = ["gru", "gru_backward_loops"]
 
 
-def _rows(
-    x: Tensor, h0: Tensor, batch_sizes: Tensor | None
-) -> tuple[Tensor, Tensor, tuple[int, int] | None]:
-    """The op's x as rows for ``fused.forward_rows``: (rows (S, I) or (S,), batch sizes (T,),
-    (T, N) to give the output back its padded shape, or None for packed input)."""
-    if batch_sizes is not None:
-        return x, batch_sizes, None
-    T, N = x.shape[0], x.shape[1]
-    sizes = torch.full((T,), N, dtype=torch.int64)  # (T,) every sequence runs every step
-    return x.reshape(T * N, *x.shape[2:]), sizes, (T, N)  # (T·N, I) or (T·N,)
-
-
 @torch.library.custom_op("grukit::gru", mutates_args=(), device_types=None)
 def gru(
     x: Tensor,
@@ -67,7 +55,7 @@ def gru(
     loops: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One GRU direction over time (see the module docstring for shapes)."""
-    rows, sizes, padded = _rows(x, h0, batch_sizes)
+    rows, sizes, padded = fused.as_rows(x, batch_sizes)
     out, h_n, gates, hn = fused.forward_rows(
         fused.LOOPS[loops], rows, h0, w_ih, w_hh, b_ih, b_hh, sizes, reverse, reset_after, save
     )
@@ -163,14 +151,14 @@ def _backward(ctx: Any, dout: Tensor, dh_n: Tensor, *_internal: Tensor) -> tuple
     dh_n = torch.zeros_like(h0) if dh_n is None else dh_n
     if torch.is_grad_enabled() or not save:  # create_graph, or a forward that kept no gates
         with torch.enable_grad():  # rows must stay a function of x for autograd.grad
-            rows, sizes, padded = _rows(x, h0, batch_sizes)
+            rows, sizes, padded = fused.as_rows(x, batch_sizes)
         flat_dout = dout.reshape(rows.shape[0], dout.shape[-1])  # (S, H)
         inputs = (rows, h0, w_ih, w_hh, b_ih, b_hh)
         grads = fused.differentiable_grads(
             inputs, flat_dout, dh_n, sizes, reverse, reset_after, needs
         )
     else:
-        rows, sizes, padded = _rows(x, h0, batch_sizes)
+        rows, sizes, padded = fused.as_rows(x, batch_sizes)
         flat_dout = dout.reshape(rows.shape[0], dout.shape[-1])  # (S, H)
 
         def run_loops(*a: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
