@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from . import _autocast as autocast
 from . import _checks as check
 from . import functional as F
-from .backends import CellSpec, check_backend_name, fused, native, under_torch_func
+from .backends import CellSpec, Weights, check_backend_name, fused, native, under_torch_func
 
 _GRU_SPEC = CellSpec("gru")  # native and fused compute both variants
 
@@ -170,23 +170,23 @@ class GRUCell(RNNCellBase):
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
         kernel = self._kernel(x)
-        if kernel is not None and fused.traced():  # one operator for tracing tools: T = 1
-            name = "native" if kernel is native.NATIVE_LOOPS else "torch"
-            grad = torch.is_grad_enabled() and any(
-                t is not None and t.requires_grad for t in (x, h, *w)
-            )
-            save = grad and not torch.jit.is_tracing()  # see fused.gru_direction
-            seq = x.unsqueeze(0)  # (1, N, I)
-            out = torch.ops.grukit.gru(seq, h, *w, None, False, self.reset_after, save, name)[1]
-        elif kernel is None:
+        if kernel is None:
             out = F.gru_cell(x, h, *w, reset_after=self.reset_after)  # (N, H)
-        elif kernel is native.NATIVE_LOOPS and not (
-            torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, h, *w))
+        elif (
+            kernel is native.NATIVE_LOOPS
+            and not fused.traced()
+            and not (
+                torch.is_grad_enabled()
+                and any(t is not None and t.requires_grad for t in (x, h, *w))
+            )
         ):
             out = native.gru_cell(x, h, *w, reset_after=self.reset_after)  # (N, H), one C++ call
-        else:  # one step of the fused Function: hand-written backward
-            steps = torch.tensor([x.shape[0]])  # (T=1,) all N rows run
-            out = fused.GRUFunction.apply(x, h, *w, steps, False, self.reset_after, kernel)[0]
+        else:  # one step of the fused loops: hand-written backward; the operator when traced
+            name = "native" if kernel is native.NATIVE_LOOPS else "torch"
+            seq = x.unsqueeze(0)  # (1, N, I)
+            out = fused.gru_direction(
+                name, seq, h, Weights(*w), None, reverse=False, reset_after=self.reset_after
+            )[1]  # h_n (N, H): the one step's output
         return out.squeeze(0) if unbatched else out
 
     def _streaming_call(self, x: object, h: object, weights: tuple) -> bool:
