@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from . import _autocast as autocast
 from . import _checks as check
 from . import functional as F
+from ._torch_twin import TorchTwin
 from .backends import CellSpec, Weights, check_backend_name, fused, native, under_torch_func
 
 _GRU_SPEC = CellSpec("gru")  # native and fused compute both variants
@@ -25,7 +26,7 @@ _GRU_SPEC = CellSpec("gru")  # native and fused compute both variants
 __all__ = ["RNNCellBase", "GRUCell", "RNNCell", "LSTMCell"]
 
 
-class RNNCellBase(nn.Module):
+class RNNCellBase(TorchTwin, nn.Module):
     """Parameters weight_ih (G·H, I), weight_hh (G·H, H), bias_ih, bias_hh (G·H,),
     initialised U(−1/√H, 1/√H) in torch's order."""
 
@@ -57,26 +58,6 @@ class RNNCellBase(nn.Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
-
-    @classmethod
-    def from_torch(cls, module: nn.Module, *, backend: str = "auto") -> RNNCellBase:
-        """The grukit cell equal to ``module`` (a ``torch.nn.GRUCell``/``RNNCell``/
-        ``LSTMCell``), with a copy of its weights (``grukit.interop.from_torch``)."""
-        from .interop.torch_nn import from_torch
-
-        cell = from_torch(module, backend=backend)
-        if not isinstance(cell, cls):
-            raise TypeError(
-                f"{cls.__name__}.from_torch: expected a torch.nn.{cls.__name__}, "
-                f"got {type(module).__name__}"
-            )
-        return cell
-
-    def to_torch(self) -> nn.Module:
-        """The ``torch.nn`` cell equal to this one, with a copy of its weights."""
-        from .interop.torch_nn import to_torch
-
-        return to_torch(self)
 
     def reset_parameters(self) -> None:
         stdv = 1.0 / math.sqrt(self.hidden_size)

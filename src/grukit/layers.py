@@ -24,6 +24,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from . import _autocast as autocast
 from . import _checks as check
+from ._torch_twin import TorchTwin
 from .backends import CellSpec, Weights, check_backend_name, resolve
 from .onehot import OneHot
 
@@ -35,7 +36,7 @@ _TORCH_MODE = {"gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "ls
 State = tuple[Tensor, ...]
 
 
-class RNNBase(nn.Module):
+class RNNBase(TorchTwin, nn.Module):
     """Shared machinery of GRU, RNN and LSTM: parameters, checks, layers × directions.
 
     Args (as ``torch.nn.RNNBase``): kind ("gru" | "rnn_tanh" | "rnn_relu" | "lstm"),
@@ -132,27 +133,6 @@ class RNNBase(nn.Module):
     def _flat_weights(self) -> list[nn.Parameter]:
         """The parameters in ``_flat_weights_names`` order, as ``torch.nn.RNNBase`` has them."""
         return [getattr(self, name) for name in self._flat_weights_names]
-
-    @classmethod
-    def from_torch(cls, module: nn.Module, *, backend: str = "auto") -> RNNBase:
-        """The grukit layer equal to ``module`` (a ``torch.nn.GRU``/``RNN``/``LSTM``): same
-        arguments, a copy of its weights (``grukit.interop.from_torch``)."""
-        from .interop.torch_nn import from_torch
-
-        layer = from_torch(module, backend=backend)
-        if not isinstance(layer, cls):
-            raise TypeError(
-                f"{cls.__name__}.from_torch: expected a torch.nn.{cls.__name__}, "
-                f"got {type(module).__name__}"
-            )
-        return layer
-
-    def to_torch(self) -> nn.RNNBase:
-        """The ``torch.nn`` layer equal to this one, with a copy of its weights; raises
-        ValueError for the GRU with reset_after=False, which torch does not have."""
-        from .interop.torch_nn import to_torch
-
-        return to_torch(self)
 
     def flatten_parameters(self) -> None:
         """No-op, for code written against torch.nn (grukit keeps no flat buffer)."""
