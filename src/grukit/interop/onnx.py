@@ -39,6 +39,8 @@ import torch
 from torch import Tensor, nn
 
 from ..backends import torch_builtin
+from ._common import reorder
+from .onnx_layout import GRU_ORDER
 
 __all__ = ["OPSET", "export_onnx", "reorder_gates", "translation_table"]
 
@@ -49,9 +51,9 @@ _MIN_OPSET = 14  # Squeeze/Unsqueeze with axes as inputs (13) and GRU-14
 
 
 def reorder_gates(w: Tensor) -> Tensor:
-    """torch gate order [r, z, n] along dim 0 → ONNX's [z, r, h]: (3H, …) → (3H, …)."""
-    r, z, n = w.chunk(3, 0)  # each (H, …)
-    return torch.cat((z, r, n))
+    """torch gate order [r, z, n] along dim 0 → ONNX's [z, r, h]: (3H, …) → (3H, …)
+    (the weight-layout converters' reorder, ``grukit.interop.onnx_layout``)."""
+    return reorder(w, GRU_ORDER)
 
 
 # --- TorchScript exporter ---------------------------------------------------------------

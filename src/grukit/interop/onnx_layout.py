@@ -52,7 +52,7 @@ __all__ = [
 OnnxWeights = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 # ONNX gate block j is torch's block ORDER[j].
-_GRU_ORDER = (1, 0, 2)  # ONNX z, r, h = torch blocks z (1), r (0), n (2)
+GRU_ORDER = (1, 0, 2)  # ONNX z, r, h = torch blocks z (1), r (0), n (2)
 _LSTM_ORDER = (0, 3, 1, 2)  # ONNX i, o, f, c = torch i (0), o (3), f (1), g (2)
 _RNN_ORDER = (0,)
 
@@ -130,7 +130,7 @@ def from_onnx_gru(
     fn = "from_onnx_gru"
     if linear_before_reset not in (0, 1) or isinstance(linear_before_reset, float):
         raise ValueError(f"{fn}: expected linear_before_reset 0 or 1, got {linear_before_reset!r}")
-    return _from_onnx(fn, W, R, B, _GRU_ORDER, layer)
+    return _from_onnx(fn, W, R, B, GRU_ORDER, layer)
 
 
 def to_onnx_gru(state_dict: Mapping[str, Any], *, layer: int = 0) -> OnnxWeights:
@@ -138,7 +138,7 @@ def to_onnx_gru(state_dict: Mapping[str, Any], *, layer: int = 0) -> OnnxWeights
     arrays of the weights' dtype, from a grukit/torch GRU (or GRUCell) state_dict; D = 2
     when layer ``layer`` has ``_reverse`` weights. Set the node's ``linear_before_reset``
     to 1 for reset_after=True (torch.nn.GRU), 0 for reset_after=False."""
-    return _to_onnx("to_onnx_gru", state_dict, _GRU_ORDER, layer)
+    return _to_onnx("to_onnx_gru", state_dict, GRU_ORDER, layer)
 
 
 def from_onnx_lstm(W: Array, R: Array, B: Array | None, *, layer: int = 0) -> dict[str, Tensor]:
