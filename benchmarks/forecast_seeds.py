@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from grukit.training import write_json
-from grukit.training.forecast import ForecastConfig, train_forecast
+from grukit.training.forecast import forecast_config, train_forecast
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             t0 = time.perf_counter()
             s = train_forecast(
-                ForecastConfig(dataset=name, seed=seed),
+                forecast_config(dataset=name, seed=seed),
                 out / f"{name}-seed{seed}",
                 overwrite=True,  # a benchmark re-run replaces its own earlier runs
-                quiet=True,
+                show_progress=False,
             )
             secs = time.perf_counter() - t0
             runs.append({"seed": seed, "seconds": secs, **s})

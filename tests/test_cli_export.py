@@ -56,7 +56,7 @@ def forecast_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fc") / "run"
     args = ["forecast", "train", "--dataset", "airline", "--out", str(out), "--epochs", "1",
             "--hidden-size", "8", "--lookback", "12", "--strategy", "recursive",
-            "--quiet"]  # fmt: skip
+            "--no-progress"]  # fmt: skip
     assert cli.main(args) == 0
     return out
 

@@ -10,7 +10,7 @@ import pytest
 
 from grukit.cli import main
 
-FAST = ["--epochs", "2", "--hidden-size", "8", "--lookback", "12", "--quiet"]
+FAST = ["--epochs", "2", "--hidden-size", "8", "--lookback", "12", "--no-progress"]
 
 
 def test_train_then_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,7 +36,7 @@ def test_csv_with_gaps_reports_the_fill(tmp_path: Path, capsys: pytest.CaptureFi
     path = tmp_path / "d.csv"
     path.write_text("\n".join(lines))
     args = ["forecast", "train", "--csv", str(path), "--column", "v", "--date-column", "day"]
-    args += ["--horizon", "3", "--lookback", "7", "--epochs", "2", "--quiet"]
+    args += ["--horizon", "3", "--lookback", "7", "--epochs", "2", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "1 missing values, 1 missing timestamps inserted; 2 values filled" in out

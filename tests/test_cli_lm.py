@@ -86,4 +86,4 @@ def test_errors(tmp_path, capsys, args, message) -> None:
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("grukit lm: error:") and message in err
+    assert err.startswith(("grukit lm: error:", "grukit lm train: error:")) and message in err

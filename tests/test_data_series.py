@@ -150,10 +150,10 @@ def test_split_and_windows_leak_nothing_from_test() -> None:
 
 
 def test_prepare_fits_scaling_on_training_rows_only() -> None:
-    from grukit.training.forecast import ForecastConfig, prepare, resolve
+    from grukit.training.forecast import forecast_config, prepare
 
     s = load_bundled("airline")
-    c = resolve(ForecastConfig(dataset="airline"), s)
+    c = forecast_config(dataset="airline")
     p1 = prepare(c, s)
     s.values[p1.split.train_end :] *= 10.0  # change validation and test
     p2 = prepare(c, s)

@@ -12,7 +12,12 @@ import pytest
 
 from grukit.data.series import load_bundled
 from grukit.training import load_weights
-from grukit.training.forecast import ForecastConfig, predict_forecast, train_forecast
+from grukit.training.forecast import (
+    ForecastConfig,
+    forecast_config,
+    predict_forecast,
+    train_forecast,
+)
 from grukit.training.metrics import forecast_metrics, mase_scale, naive, seasonal_naive
 
 TOL = 1e-12
@@ -44,11 +49,11 @@ def test_metrics_by_hand() -> None:
 
 def _small(**kw) -> ForecastConfig:
     base = {"dataset": "airline", "epochs": 3, "hidden_size": 8, "lookback": 12, "seed": 0}
-    return ForecastConfig(**{**base, **kw})
+    return forecast_config(**{**base, **kw})
 
 
 def test_airline_run_directory_and_baselines(tmp_path: Path) -> None:
-    s = train_forecast(_small(), tmp_path / "run", quiet=True)
+    s = train_forecast(_small(), tmp_path / "run", show_progress=False)
     run = tmp_path / "run"
     for name in ("config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl"):
         assert (run / name).is_file()
@@ -76,9 +81,9 @@ def test_airline_run_directory_and_baselines(tmp_path: Path) -> None:
 
 
 def test_seed_determinism_and_resume_are_exact(tmp_path: Path) -> None:
-    a = train_forecast(_small(epochs=4), tmp_path / "a", quiet=True)
-    train_forecast(_small(epochs=2), tmp_path / "b", quiet=True)
-    b = train_forecast(_small(epochs=4), tmp_path / "b", resume=True, quiet=True)
+    a = train_forecast(_small(epochs=4), tmp_path / "a", show_progress=False)
+    train_forecast(_small(epochs=2), tmp_path / "b", show_progress=False)
+    b = train_forecast(_small(epochs=4), tmp_path / "b", resume=True, show_progress=False)
     assert a["test"] == b["test"] and a["best_epoch"] == b["best_epoch"]
     wa, _ = load_weights(tmp_path / "a" / "model.safetensors")
     wb, _ = load_weights(tmp_path / "b" / "model.safetensors")
@@ -87,7 +92,9 @@ def test_seed_determinism_and_resume_are_exact(tmp_path: Path) -> None:
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="lookback"):
-        train_forecast(_small(epochs=5, lookback=6), tmp_path / "b", resume=True, quiet=True)
+        train_forecast(
+            _small(epochs=5, lookback=6), tmp_path / "b", resume=True, show_progress=False
+        )
 
 
 def test_multivariate_csv_recursive_and_predict(tmp_path: Path) -> None:
@@ -103,7 +110,7 @@ def test_multivariate_csv_recursive_and_predict(tmp_path: Path) -> None:
         dataset=None, csv=str(path), columns=["pax", "lagged"], date_column="month",
         strategy="recursive", log=True, diff=12, epochs=2,
     )  # fmt: skip
-    s = train_forecast(cfg, tmp_path / "run", quiet=True)
+    s = train_forecast(cfg, tmp_path / "run", show_progress=False)
     assert s["data"] == {"missing_values": 1, "inserted_timestamps": 1, "filled_values": 3}
     assert s["horizon"] == 12 and s["season"] == 12  # CSV default: one season
     _, mcfg = load_weights(tmp_path / "run" / "model.safetensors")

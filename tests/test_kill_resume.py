@@ -105,7 +105,7 @@ def test_lm_train_killed_at_random_resumes_bitwise(tmp_path, seed) -> None:
 @pytest.mark.parametrize("seed", [1])
 def test_forecast_train_killed_at_random_resumes_bitwise(tmp_path, seed) -> None:
     common = ["forecast", "train", "--dataset", "airline", "--epochs", "8", "--hidden-size",
-              "8", "--lookback", "12", "--threads", "1", "--quiet"]  # fmt: skip
+              "8", "--lookback", "12", "--threads", "1", "--no-progress"]  # fmt: skip
     span = _run([*common, "--out", str(tmp_path / "whole")])
     landed = _trials([*common, "--out", str(tmp_path / "cut")], tmp_path / "cut", span, seed)
     assert landed >= 1

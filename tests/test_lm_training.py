@@ -9,7 +9,7 @@ import torch
 
 from grukit.data.text import read_time_machine
 from grukit.training import RunDir, load_state
-from grukit.training.lm import PRESETS, LMConfig, evaluate, generate, load_run, train
+from grukit.training.lm import PRESETS, LMConfig, evaluate, generate, load_run, train_lm
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,7 @@ def test_presets_are_d2l_and_valid() -> None:
 @pytest.mark.parametrize("partition", ["sequential", "random"])
 def test_tiny_run_lowers_perplexity(tmp_path, corpus_file, partition) -> None:
     cfg = tiny(corpus_file, partition=partition, optimizer="adam", lr=0.01, epochs=5)
-    summary = train(cfg, tmp_path / "run", show_progress=False)
+    summary = train_lm(cfg, tmp_path / "run", show_progress=False)
     records = RunDir(tmp_path / "run").read_metrics()
     assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5]
     first, last = records[0]["train_perplexity"], records[-1]["train_perplexity"]
@@ -98,11 +98,11 @@ def test_tiny_run_lowers_perplexity(tmp_path, corpus_file, partition) -> None:
 )
 def test_resume_is_bitwise_equal(tmp_path, corpus_file, kw) -> None:
     cfg = tiny(corpus_file, **kw)
-    train(cfg, tmp_path / "whole", show_progress=False)
-    train(cfg, tmp_path / "cut", show_progress=False, until_epoch=2)
+    train_lm(cfg, tmp_path / "whole", show_progress=False)
+    train_lm(cfg, tmp_path / "cut", show_progress=False, until_epoch=2)
     assert len(RunDir(tmp_path / "cut").read_metrics()) == 2
     torch.manual_seed(12345)  # the resumed run must not depend on the process's RNG
-    train(cfg, tmp_path / "cut", show_progress=False, resume=True)
+    train_lm(cfg, tmp_path / "cut", show_progress=False, resume=True)
     a = load_state(tmp_path / "whole" / "checkpoint.safetensors")
     b = load_state(tmp_path / "cut" / "checkpoint.safetensors")
     assert a["epoch"] == b["epoch"] == 4
@@ -115,16 +115,16 @@ def test_resume_is_bitwise_equal(tmp_path, corpus_file, kw) -> None:
 
 def test_resume_needs_a_checkpoint_and_the_same_config(tmp_path, corpus_file) -> None:
     with pytest.raises(FileNotFoundError):
-        train(tiny(corpus_file), tmp_path / "none", resume=True, show_progress=False)
-    train(tiny(corpus_file, epochs=1), tmp_path / "run", show_progress=False)
+        train_lm(tiny(corpus_file), tmp_path / "none", resume=True, show_progress=False)
+    train_lm(tiny(corpus_file, epochs=1), tmp_path / "run", show_progress=False)
     with pytest.raises(ValueError, match="config"):
-        train(
+        train_lm(
             tiny(corpus_file, epochs=1, lr=0.5), tmp_path / "run", resume=True, show_progress=False
         )
 
 
 def test_generation(tmp_path, corpus_file) -> None:
-    train(tiny(corpus_file, epochs=2), tmp_path / "run", show_progress=False)
+    train_lm(tiny(corpus_file, epochs=2), tmp_path / "run", show_progress=False)
     model, vocab, _ = load_run(tmp_path / "run")
     greedy = generate(model, vocab, "Time Traveller", 20)
     assert greedy.startswith("time traveller") and len(greedy) == len("time traveller") + 20
@@ -154,4 +154,4 @@ def test_corpus_shorter_than_one_batch(tmp_path) -> None:
     path = tmp_path / "short.txt"
     path.write_text("the time machine", encoding="utf-8")
     with pytest.raises(ValueError, match="at least"):
-        train(LMConfig(text=str(path)), tmp_path / "run", show_progress=False)
+        train_lm(LMConfig(text=str(path)), tmp_path / "run", show_progress=False)

@@ -64,7 +64,7 @@ def runs() -> dict[str, Path]:
     code, text = _run(["forecast", "train", "--csv", str(series), "--column", "Passengers",
                        "--date-column", "Month", "--out", str(fc), "--epochs", "1",
                        "--hidden-size", "4", "--lookback", "4", "--horizon", "3",
-                       "--backend", "fused", "--quiet"])  # fmt: skip
+                       "--backend", "fused", "--no-progress"])  # fmt: skip
     assert code == 0, text
     return {"lm": lm, "forecast": fc, "corpus": corpus}
 
@@ -192,7 +192,7 @@ def test_garbage_csv(runs, content: bytes, command: str) -> None:
         _run(["forecast", "train", "--csv", str(path), "--column", "Passengers",
               "--date-column", "Month", "--out", str(out), "--epochs", "1", "--hidden-size",
               "4", "--lookback", "4", "--horizon", "3", "--backend", "fused",
-              "--quiet"])  # fmt: skip
+              "--no-progress"])  # fmt: skip
 
 
 @pytest.mark.parametrize("temperature", ["nan", "inf"])

@@ -15,7 +15,7 @@ from grukit.cli import main
 from grukit.data.text import read_time_machine
 from grukit.training import RunDir, atomic_write, load_state, load_weights, save_state
 from grukit.training.integrity import DIGEST_KEY
-from grukit.training.lm import LMConfig, load_run, train
+from grukit.training.lm import LMConfig, load_run, train_lm
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def lm_run(tmp_path_factory) -> tuple[Path, LMConfig]:
     """A one-epoch run of two (resumable), copied per test by ``fresh``."""
     tmp = tmp_path_factory.mktemp("lm")
     cfg = _config(tmp)
-    train(cfg, tmp / "run", show_progress=False, until_epoch=1)
+    train_lm(cfg, tmp / "run", show_progress=False, until_epoch=1)
     return tmp / "run", cfg
 
 
@@ -57,7 +57,7 @@ def fresh(lm_run, tmp_path) -> tuple[RunDir, LMConfig]:
 def _resume_fails(run: RunDir, cfg: LMConfig, match: str) -> None:
     before = run.checkpoint.read_bytes()
     with pytest.raises(ValueError, match=match):
-        train(cfg, run.path, resume=True, show_progress=False)
+        train_lm(cfg, run.path, resume=True, show_progress=False)
     assert run.checkpoint.read_bytes() == before  # refused before anything was written
 
 
@@ -162,7 +162,7 @@ def test_foreign_missing_and_shape_mismatched_weights_are_refused(fresh, tmp_pat
     _resume_fails(run, cfg, "finite optimizer lr")
     # another run's checkpoint (hidden size 12) dropped into this one
     other = _config(tmp_path, hidden_size=12, epochs=1)
-    train(other, tmp_path / "other", show_progress=False)
+    train_lm(other, tmp_path / "other", show_progress=False)
     run.checkpoint.write_bytes((tmp_path / "other" / "checkpoint.safetensors").read_bytes())
     _resume_fails(run, cfg, r"expected rnn.weight_ih_l0 of .* shape \(24, ")
     # plain safetensors (no digest) and the weights file are not checkpoints
@@ -174,7 +174,7 @@ def test_foreign_missing_and_shape_mismatched_weights_are_refused(fresh, tmp_pat
 
 def test_model_weights_are_checked_when_a_run_is_loaded(fresh) -> None:
     run, cfg = fresh
-    train(cfg, run.path, resume=True, show_progress=False)  # writes model.safetensors
+    train_lm(cfg, run.path, resume=True, show_progress=False)  # writes model.safetensors
     weights, meta = load_weights(run.model)
     weights["head.bias"][0] = float("inf")
     from grukit.training import save_weights
@@ -224,7 +224,7 @@ def test_files_and_run_folders_honour_the_umask(tmp_path, mask) -> None:
     old = os.umask(mask)
     try:
         atomic_write(tmp_path / "a.bin", b"x")
-        train(_config(tmp_path, epochs=1), tmp_path / "run", show_progress=False)
+        train_lm(_config(tmp_path, epochs=1), tmp_path / "run", show_progress=False)
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o666 & ~mask
@@ -239,7 +239,7 @@ def test_a_killed_writes_temporary_files_are_cleaned_on_resume(fresh) -> None:
     stale = [run.file(".checkpoint.safetensors.abc123.tmp"), run.file(".config.json.x.tmp")]
     for f in stale:
         f.write_bytes(b"half a write")
-    train(cfg, run.path, resume=True, show_progress=False)
+    train_lm(cfg, run.path, resume=True, show_progress=False)
     assert not any(f.exists() for f in stale)
     assert not [p.name for p in run.path.iterdir() if p.name.endswith(".tmp")]
 

@@ -14,12 +14,23 @@ import pytest
 import torch
 
 import grukit.training.lm as lm
+import grukit.training.trainer as trainer
 from grukit.cli import main
 from grukit.data.text import read_time_machine
 from grukit.training import RunDir, load_state
-from grukit.training.lm import LMConfig, TrainingDiverged, evaluate, train
+from grukit.training.lm import LMConfig, TrainingDiverged, evaluate, train_lm
 
-FAST = ["--epochs", "2", "--hidden-size", "4", "--lookback", "12", "--quiet", "--threads", "1"]
+FAST = [
+    "--epochs",
+    "2",
+    "--hidden-size",
+    "4",
+    "--lookback",
+    "12",
+    "--no-progress",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -114,11 +125,11 @@ def test_resume_extends_epochs_bitwise_and_refuses_other_changes(tmp_path, text,
     one_error(capsys, "lm", "--hidden-size 9 (the run's: 8)", "only --epochs")
     with pytest.raises(ValueError, match="only epochs may change"):
         cfg = LMConfig.from_dict(json.loads((cut / "config.json").read_text())["lm"])
-        train(LMConfig(**{**cfg.to_dict(), "lr": 0.5}), cut, resume=True, show_progress=False)
+        train_lm(LMConfig(**{**cfg.to_dict(), "lr": 0.5}), cut, resume=True, show_progress=False)
     # the text edited between runs: the vocabulary order would change silently
     text.write_text("zzzz " * 50 + text.read_text(), encoding="utf-8")
     assert main(["lm", "train", "--out", str(cut), "--resume", "--epochs", "4"]) == 2
-    one_error(capsys, "lm", "different text")
+    one_error(capsys, "lm", "different data")
     assert load_state(cut / "checkpoint.safetensors")["epoch"] == 3
 
 
@@ -129,9 +140,9 @@ def test_forecast_resume_refuses_changed_data(tmp_path, capsys) -> None:
     args = ["forecast", "train", "--csv", str(csv), "--column", "v", "--horizon", "4",
             "--lookback", "8", "--season", "4", "--out", str(tmp_path / "r"),
             *FAST[:4]]  # fmt: skip
-    assert main([*args, "--quiet"]) == 0
+    assert main([*args, "--no-progress"]) == 0
     csv.write_text("t,v\n" + "\n".join(rows[:-1] + ["79,99"]) + "\n")
-    assert main([*args, "--quiet", "--resume", "--epochs", "3"]) == 2
+    assert main([*args, "--no-progress", "--resume", "--epochs", "3"]) == 2
     one_error(capsys, "forecast", "different data")
 
 
@@ -167,23 +178,23 @@ def test_forecast_failed_validation_leaves_no_folder(tmp_path, capsys, extra, ne
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, text, monkeypatch) -> None:
     cfg = LMConfig(text=str(text), max_tokens=None, batch_size=4, num_steps=8, hidden_size=8,
                    epochs=3, seed=2, eval_batch_size=4)  # fmt: skip
-    train(cfg, tmp_path / "whole", show_progress=False)
-    real, calls = lm.train_step, []
+    train_lm(cfg, tmp_path / "whole", show_progress=False)
+    real, calls = trainer.optimizer_step, []
 
     def failing(*args, **kw):  # the loss turns NaN in the second epoch
-        loss, state = real(*args, **kw)
+        loss = real(*args, **kw)
         calls.append(1)
-        return (float("nan") if len(calls) == 100 else loss), state
+        return float("nan") if len(calls) == 100 else loss
 
-    monkeypatch.setattr(lm, "train_step", failing)
+    monkeypatch.setattr(trainer, "optimizer_step", failing)
     run = RunDir(tmp_path / "cut")
     with pytest.raises(TrainingDiverged, match=r"a loss of nan .* epoch 2.*checkpoint \(epoch 1\)"):
-        train(cfg, run.path, show_progress=False)
+        train_lm(cfg, run.path, show_progress=False)
     assert load_state(run.checkpoint)["epoch"] == 1
     lines = run.metrics.read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1]  # strict JSON, no NaN
-    monkeypatch.setattr(lm, "train_step", real)
-    train(cfg, run.path, resume=True, show_progress=False)  # the kept checkpoint is good
+    monkeypatch.setattr(trainer, "optimizer_step", real)
+    train_lm(cfg, run.path, resume=True, show_progress=False)  # the kept checkpoint is good
     a, b = load_state(tmp_path / "whole" / "checkpoint.safetensors"), load_state(run.checkpoint)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
@@ -320,7 +331,7 @@ def test_a_run_of_the_other_kind_is_refused(tmp_path, text, air, capsys) -> None
     one_error(capsys, "forecast", "got a language-model run")
     assert main(["lm", "generate", "--run", str(air)]) == 2
     one_error(capsys, "lm", "got a forecast run")
-    assert main(["forecast", "train", "--out", str(lm_run), "--resume", "--quiet"]) == 2
+    assert main(["forecast", "train", "--out", str(lm_run), "--resume", "--no-progress"]) == 2
     one_error(capsys, "forecast", "expected a forecast run to resume")
     assert main(["lm", "train", "--out", str(air), "--resume", "--no-progress"]) == 2
     one_error(capsys, "lm", "expected a language-model run to resume")

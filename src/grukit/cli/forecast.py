@@ -7,8 +7,9 @@
     grukit forecast train --out runs/airline --resume --epochs 300     extend the run
     grukit forecast predict --run runs/airline --csv new.csv --column y --date-column t
 
-An existing run is never replaced unless ``--overwrite`` is given; ``--resume`` continues
-the run's own settings (only ``--epochs`` may change), as ``grukit lm train``.
+Every field of ``grukit.training.forecast_config.ForecastConfig`` is an option; the run
+options and their rules (``--out``, ``--resume``, ``--overwrite``, ``--threads``,
+``--no-progress``) are ``grukit lm train``'s too (train_options.py).
 """
 
 from __future__ import annotations
@@ -18,21 +19,28 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..data.series import BUNDLED
+from ..training.forecast_config import ForecastConfig, forecast_config
+from .train_options import (
+    add_config_options,
+    add_run_options,
+    given_options,
+    resume_config,
+    set_threads,
+    start_training,
+)
+
+__all__ = ["register"]
 
 _METRICS = ("mae", "rmse", "mape", "smape", "mase")
 
 
 def register(subparsers: Any) -> None:
-    from .lm import OVERWRITE_HELP, RESUME_HELP
-
     parser = subparsers.add_parser(
         "forecast",
         help="time-series forecasting with a GRU",
         description="Train a GRU forecaster and compare it with naive baselines, or predict.",
     )
     sub = parser.add_subparsers(dest="action", required=True)
-    given = argparse.SUPPRESS  # config options: only those given are set (see --resume)
 
     t = sub.add_parser(
         "train",
@@ -41,68 +49,14 @@ def register(subparsers: Any) -> None:
         "--validation points before them (model selection), training = the rest. Scaling and "
         "transforms are fitted on the training part only.",
     )
-    src = t.add_mutually_exclusive_group()
-    src.add_argument(
-        "--dataset", choices=sorted(BUNDLED), default=given, help="bundled series (default airline)"
+    add_run_options(t)
+    add_config_options(
+        t,
+        ForecastConfig,
+        "config (each overrides the dataset's preset; defaults: airline's; for a --csv, "
+        "the season comes from its dates, the horizon is one season, as is validation, "
+        "and the lookback two seasons)",
     )
-    src.add_argument("--csv", metavar="PATH", default=given, help="a CSV file with a header row")
-    t.add_argument(
-        "--column",
-        dest="columns",
-        action="append",
-        default=given,
-        metavar="NAME",
-        help="CSV column to use (repeat for several); the FIRST is the target, the others "
-        "become extra input features",
-    )
-    t.add_argument("--date-column", metavar="NAME", default=given, help="CSV timestamps column")
-    t.add_argument("--out", required=True, metavar="DIR", help="run directory")
-    t.add_argument(
-        "--horizon",
-        type=int,
-        default=given,
-        help="H: steps forecast and test length (airline 24, co2 52, CSV one season)",
-    )
-    t.add_argument(
-        "--validation", type=int, default=given, help="validation points before test (default H)"
-    )
-    t.add_argument(
-        "--season",
-        type=int,
-        default=given,
-        help="season length m (default from the dates: 12 monthly, 52 weekly, 7 daily)",
-    )
-    t.add_argument("--lookback", type=int, default=given, help="L: input steps per window")
-    t.add_argument(
-        "--log",
-        action=argparse.BooleanOptionalAction,
-        default=given,
-        help="log-transform the values (they must be positive)",
-    )
-    t.add_argument(
-        "--diff", type=int, metavar="LAG", default=given, help="difference at this lag (0: none)"
-    )
-    t.add_argument(
-        "--strategy",
-        choices=("direct", "recursive"),
-        default=given,
-        help="direct: one head emits all H steps (default); recursive: one step "
-        "at a time, feeding back the median",
-    )
-    t.add_argument("--hidden-size", type=int, default=given)
-    t.add_argument("--layers", dest="num_layers", type=int, default=given, help="default 1")
-    t.add_argument("--dropout", type=float, default=given, help="default 0")
-    t.add_argument("--epochs", type=int, default=given)
-    t.add_argument("--batch-size", type=int, default=given, help="default 32")
-    t.add_argument("--lr", type=float, default=given, help="Adam's (default 3e-3)")
-    t.add_argument("--weight-decay", type=float, default=given, help="default 1e-4")
-    t.add_argument("--seed", type=int, default=given, help="default 0")
-    t.add_argument("--backend", default=given, help="grukit.GRU backend (default auto)")
-    mode = t.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help=RESUME_HELP)
-    mode.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    t.add_argument("--threads", type=int, help="torch threads (default torch's; at most the CPUs)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
     p = sub.add_parser("predict", help="print and write the next H values with intervals")
@@ -131,48 +85,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_predict)
 
 
-_FIELDS = ("dataset", "csv", "columns", "date_column", "horizon", "validation", "season",
-           "lookback", "log", "diff", "strategy", "hidden_size", "num_layers", "dropout",
-           "epochs", "batch_size", "lr", "weight_decay", "seed", "backend")  # fmt: skip
-
-
-def _flag(name: str) -> str:
-    return {"columns": "--column", "num_layers": "--layers"}.get(
-        name, "--" + name.replace("_", "-")
-    )
-
-
-def _config(args: argparse.Namespace):
-    from ..training.forecast import ForecastConfig
-
-    given = {k: getattr(args, k) for k in _FIELDS if hasattr(args, k)}
+def _config(args: argparse.Namespace) -> ForecastConfig:
+    """The dataset's preset (or what a CSV implies) with the options given on top; with
+    --resume the run's own config, which the options given must equal (--epochs aside)."""
+    given = given_options(args, ForecastConfig)
     if "csv" not in given and ("columns" in given or "date_column" in given):
         raise ValueError("expected --column/--date-column only with --csv")
-    if "csv" in given:
-        given["dataset"] = None
     if args.resume:
-        return _resume_config(args, given)
-    return ForecastConfig(**given)
-
-
-def _resume_config(args: argparse.Namespace, given: dict[str, Any]):
-    """The run's own (resolved) config, --epochs applied; other options given must match."""
-    from ..training import RunDir
-    from ..training.forecast import ForecastConfig
-
-    run = RunDir(args.out)
-    if not run.config.is_file():
-        raise FileNotFoundError(f"expected a run to resume in {args.out}, found no config.json")
-    saved = run.read_config().get("config")
-    if not isinstance(saved, dict) or set(saved) != set(_FIELDS):
-        raise ValueError(f"expected a forecast run to resume in {args.out}, got another")
-    diff = [k for k, v in given.items() if k != "epochs" and v != saved[k]]
-    if diff:
-        got = ", ".join(f"{_flag(k)} {given[k]!r} (the run's: {saved[k]!r})" for k in diff)
-        raise ValueError(
-            f"expected --resume with the run's own settings (only --epochs may change), got {got}"
-        )
-    return ForecastConfig(**{**saved, "epochs": given.get("epochs", saved["epochs"])})
+        return resume_config(args, ForecastConfig, given, "config", "forecast")
+    return forecast_config(**given)
 
 
 def _data_line(report: dict[str, int]) -> str:
@@ -184,19 +105,16 @@ def _data_line(report: dict[str, int]) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..training import RunDir
     from ..training.forecast import train_forecast
-    from .lm import set_threads
 
-    set_threads(args.threads)
     config = _config(args)
-    if not args.resume and not args.overwrite and RunDir(args.out).holds_files():
-        raise ValueError(
-            f"expected --out to be a new or empty folder, got {args.out} holding files (a run?); "
-            "pass --resume to continue it or --overwrite to replace it"
-        )
+    start_training(args)
     s = train_forecast(
-        config, args.out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet
+        config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        show_progress=not args.no_progress,
     )
     print(_data_line(s["data"]))
     print(
@@ -217,7 +135,6 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from ..training.checkpoint import atomic_write, check_writable_target
     from ..training.forecast import predict_forecast
-    from .lm import set_threads
 
     set_threads(args.threads)
     if args.csv is None and (args.columns or args.date_column):

@@ -1,30 +1,24 @@
 """Train a ``Forecaster`` on a series, evaluate it and its baselines, predict ahead.
 
 ``train_forecast(config, out)`` runs the whole job into a run directory (DESIGN.md
-§3): config.json (config, scaling, transforms, split), model.safetensors (the
-weights of the epoch with the best validation MAE), checkpoint.safetensors (each
-epoch, for ``resume``), metrics.jsonl, summary.json, forecast.png and curves.png.
-``predict_forecast(run)`` forecasts the H steps after the end of a series.
-
-As for the language model: config.json stores the sha256 of the series trained on; an
-existing run is replaced only with ``overwrite=True`` (swapped in once the new run's first
-checkpoint is written); ``resume=True`` refuses a missing run, changed data, a changed
-config (only ``epochs`` may grow) and a checkpoint that fails its digest or invariants;
-a non-finite loss, validation error or weight stops training (``TrainingDiverged``)
-with the last good checkpoint kept.
+§3) through the one training loop (trainer.py: its checkpoint, resume, divergence and
+interruption rules, the same as the language model's): config.json (config, scaling,
+transforms, split, the data's sha256), model.safetensors (by default the weights of the
+epoch with the best validation MAE), checkpoint.safetensors, metrics.jsonl, summary.json,
+forecast.png and curves.png. ``predict_forecast(run)`` forecasts the H steps after the end
+of a series.
 
 Letters: T time, C columns, L lookback, H horizon, Q quantiles, N windows.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
-import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,122 +32,26 @@ from ..data.series import (
     Split,
     Transform,
     chronological_split,
-    load_bundled,
-    load_csv,
     window_indices,
 )
 from ..models.forecaster import Forecaster
-from .checkpoint import load_weights, rng_state, save_weights, set_rng_state
-from .integrity import (
-    TrainingDiverged,
-    check_epoch,
-    check_optimizer_state,
-    check_rng_state,
-    check_state_dict,
-    finite_number,
-)
+from .checkpoint import load_weights
+from .forecast_config import PRESETS, ForecastConfig, forecast_config, load_series
+from .integrity import TrainingDiverged, check_state_dict
 from .metrics import forecast_metrics, mase_scale, naive, seasonal_naive
 from .plots import plot_curves, plot_forecast
-from .progress import progress
 from .run_dir import RunDir
+from .trainer import describe_run, fit, open_run
 
 __all__ = [
-    "ForecastConfig",
     "PRESETS",
+    "ForecastConfig",
     "TrainingDiverged",
+    "forecast_config",
     "load_series",
     "predict_forecast",
     "train_forecast",
 ]
-
-
-@dataclass
-class ForecastConfig:
-    """Everything a forecasting run needs. ``None`` means "the dataset's preset, else
-    the generic default" (``resolve``)."""
-
-    dataset: str | None = "airline"  # a bundled series, or None with csv
-    csv: str | None = None  # a user CSV instead of dataset
-    columns: list[str] = field(default_factory=list)  # CSV columns; the first is the target
-    date_column: str | None = None  # CSV timestamps (None: rows are equally spaced)
-    horizon: int | None = None  # H, test length; airline 24 (two years), co2 52, CSV one season
-    validation: int | None = None  # points before test for model selection; default H
-    season: int | None = None  # m: 12 monthly, 52 weekly, 7 daily (inferred from the dates)
-    lookback: int | None = None  # L input steps; default two seasons (a cycle seen twice)
-    log: bool | None = None  # log transform (multiplicative seasonality, as airline's)
-    diff: int | None = None  # differencing lag (0 none; m removes trend and season)
-    strategy: str = "direct"  # direct multi-step head; "recursive" feeds back medians
-    hidden_size: int | None = None  # E; small series need few units (default 32)
-    num_layers: int = 1  # one layer suffices for a few hundred windows
-    dropout: float = 0.0
-    epochs: int | None = None  # default 150: the best validation epoch is kept anyway
-    batch_size: int = 32  # small batches: few windows on monthly data
-    lr: float | None = None  # Adam; default 3e-3
-    weight_decay: float = 1e-4  # a little L2 for a few hundred windows
-    seed: int = 0
-    backend: str = "auto"  # grukit.GRU backend
-
-
-#: Settings for the bundled series, set once by hand and not tuned on test: log +
-#: seasonal differencing (Box & Jenkins' airline model) for multiplicative seasonality,
-#: seasonal differencing for CO2's additive one; lookback two seasons.
-PRESETS: dict[str, dict[str, Any]] = {
-    "airline": {"log": True, "diff": 12, "lookback": 24, "hidden_size": 32, "epochs": 150},
-    "co2": {"log": False, "diff": 52, "lookback": 104, "hidden_size": 32, "epochs": 15},
-}
-_GENERIC = {"log": False, "diff": 0, "hidden_size": 32, "epochs": 150, "lr": 3e-3}
-
-
-def load_series(config: ForecastConfig) -> Series:
-    if config.csv is not None:
-        if not config.columns:
-            raise ValueError("load_series: expected the CSV's columns to use, got none")
-        return load_csv(config.csv, list(config.columns), date_column=config.date_column)
-    if config.dataset is None:
-        raise ValueError("load_series: expected a bundled dataset or a CSV, got neither")
-    return load_bundled(config.dataset)
-
-
-def resolve(config: ForecastConfig, series: Series) -> ForecastConfig:
-    """Fill every ``None`` from the preset, the series' frequency or generic defaults."""
-    c = copy.deepcopy(config)
-    preset = PRESETS.get(c.dataset, {}) if c.csv is None else {}
-    for key, value in {**_GENERIC, **preset}.items():
-        if getattr(c, key) is None:
-            setattr(c, key, value)
-    if c.season is None:
-        c.season = series.default_season()
-    if c.horizon is None:
-        c.horizon = BUNDLED[c.dataset].horizon if c.csv is None else max(c.season, 1)
-    if c.validation is None:
-        c.validation = c.horizon
-    if c.lookback is None:
-        c.lookback = 2 * c.season if c.season > 1 else 2 * c.horizon
-    ints = ("horizon", "lookback", "season", "hidden_size", "epochs", "batch_size", "num_layers")
-    for name in ints:
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"ForecastConfig: expected {name} >= 1, got {v!r}")
-    if not isinstance(c.validation, int) or not (c.validation == 0 or c.validation >= c.horizon):
-        raise ValueError(
-            f"ForecastConfig: expected validation 0 (keep the last epoch) or >= the horizon "
-            f"({c.horizon}) so one validation window fits, got {c.validation!r}"
-        )
-    if not isinstance(c.diff, int) or c.diff < 0:
-        raise ValueError(f"ForecastConfig: expected diff >= 0 (a lag), got {c.diff!r}")
-    if c.strategy not in ("direct", "recursive"):
-        raise ValueError(
-            f"ForecastConfig: expected strategy 'direct' or 'recursive', got {c.strategy!r}"
-        )
-    if not isinstance(c.seed, int) or isinstance(c.seed, bool) or c.seed < 0:
-        raise ValueError(f"ForecastConfig: expected seed to be an int >= 0, got {c.seed!r}")
-    if finite_number("ForecastConfig", "lr", c.lr) <= 0:
-        raise ValueError(f"ForecastConfig: expected lr > 0, got {c.lr}")
-    if finite_number("ForecastConfig", "weight_decay", c.weight_decay) < 0:
-        raise ValueError(f"ForecastConfig: expected weight_decay >= 0, got {c.weight_decay}")
-    if not 0.0 <= finite_number("ForecastConfig", "dropout", c.dropout) < 1.0:
-        raise ValueError(f"ForecastConfig: expected dropout in [0, 1), got {c.dropout}")
-    return c
 
 
 def series_sha256(series: Series) -> str:
@@ -222,61 +120,6 @@ def _evaluate(model: Forecaster, p: Prepared, targets_at: np.ndarray, lookback: 
     return float(np.mean(errs)) if errs else float("nan")
 
 
-def _check_resume(run: RunDir, cfg: dict[str, Any]) -> bool:
-    """Refuse a run whose config (``epochs`` aside) or data differ; True if epochs differ."""
-    saved = run.read_config()
-    old = saved.get("config")
-    if not isinstance(old, dict) or "scaler" not in saved:
-        raise ValueError(
-            f"train_forecast: expected a forecast run to resume in {run.path}, "
-            f"got keys {sorted(saved)[:8]} (a language-model run?)"
-        )
-    new = cfg["config"]
-    diff = sorted(k for k in set(old) | set(new) if k != "epochs" and old.get(k) != new.get(k))
-    if diff:
-        got = ", ".join(f"{k} {new.get(k)!r} (the run's: {old.get(k)!r})" for k in diff)
-        raise ValueError(
-            f"train_forecast: expected the settings of the run in {run.path} to resume (only "
-            f"epochs may change), got {got}"
-        )
-    if saved.get("data_sha256") != cfg["data_sha256"]:
-        raise ValueError(
-            f"train_forecast: expected the data the run in {run.path} trained on (sha256 "
-            f"{str(saved.get('data_sha256'))[:12]}…) to resume, got different data (sha256 "
-            f"{cfg['data_sha256'][:12]}…)"
-        )
-    return old.get("epochs") != new["epochs"]
-
-
-def _load_checkpoint(run: RunDir, model: Forecaster, opt: torch.optim.Optimizer, epochs: int):
-    """(epoch, best) of the run's checkpoint, loaded into model and opt after every check
-    (digest, keys, dtypes, shapes, finite values, epoch in [0, epochs])."""
-    state, where, owner = run.load_checkpoint(), run.checkpoint, "train_forecast"
-    if set(state) != {"epoch", "model", "optimizer", "rng", "best"}:
-        raise ValueError(
-            f"{owner}: expected a forecast checkpoint in {where}, got keys "
-            f"{sorted(map(str, state))[:8]}"
-        )
-    epoch = check_epoch(owner, state["epoch"], epochs, where)
-    weights = check_state_dict(owner, state["model"], model.state_dict(), where)
-    opt_state = check_optimizer_state(owner, state["optimizer"], opt, where)
-    rng = check_rng_state(owner, state["rng"], where)
-    best = state["best"]
-    if not isinstance(best, dict) or set(best) != {"epoch", "val_mae", "model"}:
-        raise ValueError(f"{owner}: expected the best epoch's record in {where}, got another")
-    check_epoch(owner, best["epoch"], epoch, where)
-    if best["model"] is None:
-        if epoch > 0:
-            raise ValueError(f"{owner}: expected the best epoch's weights in {where}, got none")
-    else:
-        check_state_dict(owner, best["model"], model.state_dict(), where)
-        finite_number(owner, "the best validation MAE", best["val_mae"])
-    model.load_state_dict(weights)
-    opt.load_state_dict(opt_state)
-    set_rng_state(rng)
-    return epoch, best
-
-
 def _check_backend(model: Forecaster, dtype: torch.dtype = torch.float32) -> None:
     """Refuse a backend that cannot run the encoder before any file is written."""
     enc = model.encoder
@@ -284,121 +127,122 @@ def _check_backend(model: Forecaster, dtype: torch.dtype = torch.float32) -> Non
     resolve_backend("Forecaster", enc.backend, enc.spec, x)
 
 
+class ForecastJob:
+    """The forecaster as a ``trainer.Job``: shuffled batches of training windows (the
+    permutation drawn from torch's RNG, which the checkpoint keeps), pinball loss over
+    the quantiles, the median's MAE (in the series' units) on the validation windows."""
+
+    name, kind, config_key, unit = "train_forecast", "forecast", "config", "window"
+
+    def __init__(self, config: ForecastConfig) -> None:
+        self.config = c = config
+        self.series = load_series(c)
+        self.title = f"forecast {self.series.name}"
+        self.prepared = p = prepare(c, self.series)
+        torch.manual_seed(c.seed)
+        self.model = Forecaster(
+            self.series.values.shape[1],
+            c.horizon,
+            c.hidden_size,
+            c.num_layers,
+            strategy=c.strategy,
+            dropout=c.dropout,
+            backend=c.backend,
+        )
+        _check_backend(self.model)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay
+        )
+        self.x, self.y = _windows(p.z, p.train)  # (N, L, C), (N, H, C)
+        self.val_starts = p.val[1][:, 0] if len(p.val[1]) else np.zeros(0, dtype=np.int64)
+
+    def run_config(self) -> dict[str, Any]:
+        s, p = self.series, self.prepared
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model.config(),
+            "columns": s.columns,
+            "transform": p.transform.to_dict(),
+            "scaler": p.scaler.to_dict(),
+            "split": p.split.to_dict(),
+            "frequency": s.timeline.label() if s.timeline else "index",
+            "data_sha256": series_sha256(s),
+        }
+
+    def batches(self, epoch: int) -> Sequence[torch.Tensor]:
+        perm = torch.randperm(self.x.shape[0])
+        return [
+            perm[i : i + self.config.batch_size]
+            for i in range(0, len(perm), self.config.batch_size)
+        ]
+
+    def loss(self, batch: torch.Tensor, carry: None) -> tuple[torch.Tensor, None, int]:
+        return self.model.loss(self.x[batch], self.y[batch]), None, len(batch)
+
+    def validate(self) -> float | None:
+        if not self.val_starts.size:
+            return None
+        return _evaluate(self.model, self.prepared, self.val_starts, self.config.lookback)
+
+    def figures(self, train_loss: float, score: float | None) -> dict[str, float | None]:
+        return {"train_pinball": train_loss, "val_mae": score}
+
+    def weights_metadata(self) -> dict[str, Any]:
+        return self.model.config()
+
+    def draw(self, run: RunDir, records: list[dict[str, Any]]) -> None:
+        s = self.series
+        plot_curves(
+            run.file("curves.png"),
+            {
+                "validation MAE": [
+                    r["val_mae"] if r["val_mae"] is not None else np.nan for r in records
+                ]
+            },  # fmt: skip
+            ylabel=f"MAE ({s.unit})" if s.unit else "MAE",
+            title=f"{s.name}: validation MAE per epoch",
+        )
+
+
 def train_forecast(
     config: ForecastConfig,
-    out: str | os.PathLike,
+    out: str | os.PathLike[str],
     *,
     resume: bool = False,
     overwrite: bool = False,
-    quiet: bool = False,
+    show_progress: bool = True,
+    until_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Train, keep the best validation epoch, evaluate on test; returns summary.json's dict.
+    """Train, keep the best validation epoch (``config.keep``), evaluate on test; returns
+    summary.json's dict.
 
-    Everything is checked (config, data, model, backend) before a file is written.
-    overwrite: replace a run already in ``out`` (swapped in once the new run's config and
-        first checkpoint are written); without it a folder holding files is refused.
-    resume: continue the run in ``out`` (refused if there is none). Its config must equal
-        ``config`` resolved, except ``epochs`` (which may extend it), and the data the same.
+    The run directory, checkpoint, resume, divergence and interruption rules are the
+    training loop's (trainer.py), the same as ``train_lm``'s. Everything (config, data,
+    model, backend) is checked before a file is written.
+    overwrite: replace a run already in ``out``; without it a folder holding files is
+        refused.
+    resume: continue the run in ``out`` (refused if there is none); its config must equal
+        ``config`` except ``epochs`` (which may extend it), and the data the same.
+    until_epoch: stop after this epoch (as if interrupted); the run stays resumable.
     Raises TrainingDiverged when the loss, the validation MAE or a weight becomes non-finite.
     """
-    run = RunDir(out)
-    if resume:
-        run.check_resumable()
-    else:
-        run.check_new(overwrite=overwrite)
-    series = load_series(config)
-    c = resolve(config, series)
-    p = prepare(c, series)
-    torch.manual_seed(c.seed)
-    model = Forecaster(
-        series.values.shape[1],
-        c.horizon,
-        c.hidden_size,
-        c.num_layers,
-        strategy=c.strategy,
-        dropout=c.dropout,
-        backend=c.backend,
+    run = open_run(out, resume=resume, overwrite=overwrite)
+    job = ForecastJob(config)
+    result = fit(
+        job,
+        run,
+        resume=resume,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        until_epoch=until_epoch,
     )
-    _check_backend(model)
-    opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    cfg = {
-        "config": dataclasses.asdict(c),
-        "model": model.config(),
-        "columns": series.columns,
-        "transform": p.transform.to_dict(),
-        "scaler": p.scaler.to_dict(),
-        "split": p.split.to_dict(),
-        "frequency": series.timeline.label() if series.timeline else "index",
-        "data_sha256": series_sha256(series),
-    }
-    best: dict[str, Any] = {"epoch": 0, "val_mae": None, "model": None}
-    if resume:
-        extended = _check_resume(run, cfg)
-        done, best = _load_checkpoint(run, model, opt, c.epochs)
-        run.keep_metrics_until(done)
-        if extended:
-            run.write_config(cfg)
-    else:
-        first = {"epoch": 0, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "rng": rng_state(), "best": best}  # fmt: skip
-        run.begin(cfg, first, overwrite=overwrite)
-        done = 0
-    x_tr, y_tr = _windows(p.z, p.train)
-    val_starts = p.val[1][:, 0] if len(p.val[1]) else np.zeros(0, dtype=np.int64)
-    bar = progress(c.epochs, f"forecast {series.name}", unit="epoch", disable=quiet)
-    bar.update(done)
-
-    def diverged(what: str, epoch: int) -> TrainingDiverged:
-        bar.close()
-        return TrainingDiverged(
-            f"train_forecast: expected finite training, got {what} in epoch {epoch}; stopped, "
-            f"keeping the last good checkpoint (epoch {epoch - 1}) in {run.path} (a lower "
-            "learning rate may help)"
-        )
-
-    for epoch in range(done + 1, c.epochs + 1):
-        model.train()
-        perm = torch.randperm(x_tr.shape[0])
-        total = 0.0
-        for i in range(0, len(perm), c.batch_size):
-            b = perm[i : i + c.batch_size]
-            loss = model.loss(x_tr[b], y_tr[b])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total += loss.item() * len(b)
-            if not math.isfinite(total):
-                raise diverged(f"a loss of {loss.item()}", epoch)
-        train_loss = total / len(perm)
-        val_mae = _evaluate(model, p, val_starts, c.lookback) if val_starts.size else None
-        if val_mae is not None and not math.isfinite(val_mae):
-            raise diverged(f"a validation MAE of {val_mae}", epoch)
-        if not all(bool(torch.isfinite(w).all()) for w in model.parameters()):
-            raise diverged("non-finite weights", epoch)
-        score = val_mae if val_mae is not None else -float(epoch)  # no validation: the last
-        if best["model"] is None or score < best["val_mae"]:
-            best = {"epoch": epoch, "val_mae": score, "model": copy.deepcopy(model.state_dict())}
-        run.append_metrics({"epoch": epoch, "train_pinball": train_loss, "val_mae": val_mae})
-        run.save_checkpoint(
-            {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "rng": rng_state(),
-                "best": best,
-            }
-        )
-        bar.update(1)
-        bar.set_postfix(pinball=f"{train_loss:.4f}", val_mae=f"{score:.3g}")
-    bar.close()
-    model.load_state_dict(best["model"])
-    save_weights(run.model, model.state_dict(), model.config())
-    summary = _evaluate_test(model, p, c, series)
-    summary["best_epoch"] = int(best["epoch"])
-    summary["val_mae"] = float(best["val_mae"]) if val_starts.size else None
+    c, p, model = job.config, job.prepared, job.model
+    summary = _evaluate_test(model, p, c, job.series)
+    kept = [r for r in result.records if r["epoch"] == result.kept_epoch]
+    summary["val_mae"] = kept[0]["val_mae"] if kept else None
+    summary.update(result.summary(job.unit))
     run.write_summary(summary)
-    _plots(run, p, c, summary)
+    _plot_forecast(run, p, c, summary)
     return summary
 
 
@@ -439,7 +283,7 @@ def _evaluate_test(model: Forecaster, p: Prepared, c: ForecastConfig, s: Series)
     }
 
 
-def _plots(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict) -> None:
+def _plot_forecast(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict) -> None:
     s, t0 = p.series, p.split.test_start
     xs, y = s.times(), s.values[:, 0]
     first = max(0, t0 - max(4 * c.season, 3 * c.horizon))  # recent history only
@@ -455,13 +299,6 @@ def _plots(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict) -> None:
         f"{summary['baselines']['seasonal_naive']['mae']:.3g}",
         ylabel=f"{s.columns[0]} ({s.unit})" if s.unit else s.columns[0],
     )
-    m = run.read_metrics()
-    plot_curves(
-        run.file("curves.png"),
-        {"validation MAE": [r["val_mae"] if r["val_mae"] is not None else np.nan for r in m]},
-        ylabel=f"MAE ({s.unit})" if s.unit else "MAE",
-        title=f"{s.name}: validation MAE per epoch",
-    )
 
 
 def _run_config(run: RunDir) -> tuple[ForecastConfig, dict[str, Any]]:
@@ -469,13 +306,12 @@ def _run_config(run: RunDir) -> tuple[ForecastConfig, dict[str, Any]]:
     cfg = run.read_config()
     need = ("config", "columns", "transform", "scaler")
     if any(k not in cfg for k in need) or not isinstance(cfg["config"], dict):
-        kind = "a language-model run" if "lm" in cfg else "another file"
         raise ValueError(
-            f"predict_forecast: expected a forecast run's config.json in "
-            f"{run.path}, got {kind} (keys {sorted(cfg)[:8]})"
+            f"predict_forecast: expected a forecast run's config.json in {run.path}, got "
+            f"{describe_run(cfg)}"
         )
     try:
-        c = ForecastConfig(**cfg["config"])
+        c = ForecastConfig.from_dict(cfg["config"])
         tf, scaler = Transform(**cfg["transform"]), Scaler.from_dict(cfg["scaler"])
     except (TypeError, KeyError, AttributeError) as err:
         raise ValueError(f"predict_forecast: expected a valid config in {run.config}, got: "
@@ -522,17 +358,18 @@ def predict_forecast(
     run = RunDir(run_dir)
     c, cfg = _run_config(run)
     if csv is not None:
-        bundled = BUNDLED.get(c.dataset) if c.csv is None else None
-        c.csv, c.dataset = csv, None
-        c.columns = list(columns) if columns else list(c.columns or cfg["columns"])
-        if date_column is not None:
-            c.date_column = date_column
-        elif bundled is not None:
-            c.date_column = bundled.date_column
+        bundled = BUNDLED.get(c.dataset) if c.csv is None and c.dataset else None
+        if date_column is None:
+            date_column = bundled.date_column if bundled is not None else c.date_column
+        c = dataclasses.replace(
+            c,
+            dataset=None,
+            csv=csv,
+            columns=tuple(columns or c.columns or cfg["columns"]),
+            date_column=date_column,
+        )
     elif columns or date_column:
         raise ValueError("predict_forecast: expected columns or a date column only with a CSV")
-    if any(not isinstance(getattr(c, k), int) for k in ("lookback", "diff", "horizon")):
-        raise ValueError(f"predict_forecast: expected a resolved config in {run.config}")
     model = load_model(run, c.backend)
     series = load_series(c)
     same = series.columns == cfg["columns"] if not columns else True

@@ -9,14 +9,9 @@ d2l's ``train_ch8`` / ``train_epoch_ch8`` / ``predict_ch8``, made resumable and 
         backward; clip the gradients' global norm to ``clip``; optimizer step.
     perplexity = exp(mean cross-entropy per token).
 
-The run directory (``RunDir``) gets config.json (with the sha256 of the tokens trained
-on), a checkpoint at the start and after every epoch (model, optimizer, torch RNG, epoch,
-accumulated time), metrics.jsonl, model.safetensors, perplexity.png and summary.json.
-An existing run is replaced only with ``overwrite=True``. ``resume=True`` continues from
-the checkpoint and ends bitwise equal to an uninterrupted run on the CPU (same thread
-count); it refuses changed text, a changed config (only ``epochs`` may grow) and a
-checkpoint that fails its digest or invariants. A non-finite loss, perplexity or weight
-stops the run (``TrainingDiverged``) with the last good checkpoint kept.
+``train_lm`` runs this through the one training loop (trainer.py: its run directory,
+checkpoint, resume, divergence and interruption rules): config.json (with the sha256 of
+the tokens trained on), metrics.jsonl, model.safetensors, perplexity.png, summary.json.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ import hashlib
 import json
 import math
 import os
-import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -42,20 +37,12 @@ from ..data.text import (
     split_corpus,
 )
 from ..models.charlm import CharLM, State
-from .checkpoint import load_weights, rng_state, save_weights, set_rng_state
-from .integrity import (
-    TrainingDiverged,
-    check_epoch,
-    check_optimizer_state,
-    check_rng_state,
-    check_state_dict,
-    finite_number,
-)
+from .checkpoint import load_weights
+from .integrity import TrainingDiverged, check_state_dict
 from .lm_config import PRESETS, LMConfig
-from .memory import keep_freed_memory
 from .plots import plot_curves
-from .progress import progress
 from .run_dir import RunDir
+from .trainer import describe_run, fit, open_run, optimizer_step
 
 __all__ = [
     "PRESETS",
@@ -64,7 +51,7 @@ __all__ = [
     "evaluate",
     "generate",
     "load_run",
-    "train",
+    "train_lm",
     "train_step",
 ]
 
@@ -123,13 +110,6 @@ def _optimizer(config: LMConfig, model: CharLM) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _lr_at(config: LMConfig, progress_fraction: float) -> float:
-    if config.lr_schedule == "constant":
-        return config.lr
-    cos = 0.5 * (1.0 + math.cos(math.pi * min(progress_fraction, 1.0)))
-    return config.lr_min + (config.lr - config.lr_min) * cos
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -231,10 +211,9 @@ def _run_config(run: RunDir) -> tuple[LMConfig, dict[str, Any]]:
     """(LMConfig, the whole config.json) of a language-model run; anything else is refused."""
     saved = run.read_config()
     if not isinstance(saved.get("lm"), dict) or not isinstance(saved.get("vocab"), list):
-        kind = "a forecast run" if "config" in saved and "scaler" in saved else "another file"
         raise ValueError(
-            f"load_run: expected a language-model run's config.json in {run.path}, got {kind} "
-            f"(keys {sorted(saved)[:8]})"
+            f"load_run: expected a language-model run's config.json in {run.path}, got "
+            f"{describe_run(saved)}"
         )
     try:
         return LMConfig.from_dict(saved["lm"]), saved
@@ -242,9 +221,10 @@ def _run_config(run: RunDir) -> tuple[LMConfig, dict[str, Any]]:
         raise ValueError(f"load_run: expected a valid config in {run.config}, got: {err}") from None
 
 
-def load_run(path: str | os.PathLike) -> tuple[CharLM, Vocab, LMConfig]:
-    """(model in eval mode, vocab, config) of a run directory written by ``train``; weights
-    that fail their digest, do not fit the config's model or are not finite are refused."""
+def load_run(path: str | os.PathLike[str]) -> tuple[CharLM, Vocab, LMConfig]:
+    """(model in eval mode, vocab, config) of a run directory written by ``train_lm``;
+    weights that fail their digest, do not fit the config's model or are not finite are
+    refused."""
     run = RunDir(path)
     if not run.path.is_dir():
         raise FileNotFoundError(f"load_run: expected a run directory at {run.path}, found none")
@@ -261,6 +241,12 @@ def load_run(path: str | os.PathLike) -> tuple[CharLM, Vocab, LMConfig]:
     return model.eval(), vocab, config
 
 
+def _loss(model: CharLM, x: Tensor, y: Tensor, state: State | None) -> tuple[Tensor, State]:
+    """Mean cross-entropy of the next tokens Y (N, T) given X (N, T) from ``state``."""
+    logits, state = model(x, state)  # (T·N, V)
+    return F.cross_entropy(logits, y.t().reshape(-1)), state  # time-major targets (T·N,)
+
+
 def train_step(
     model: CharLM,
     opt: torch.optim.Optimizer,
@@ -272,13 +258,8 @@ def train_step(
 ) -> tuple[float, State]:
     """One step on a batch X, Y (N, T): forward from ``state``, mean cross-entropy, backward,
     clip the gradients' global norm to ``clip``, update. Returns (loss, final state)."""
-    logits, state = model(x, state)  # (T·N, V)
-    loss = F.cross_entropy(logits, y.t().reshape(-1))  # time-major targets (T·N,)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
-    opt.step()
-    return float(loss.detach()), state
+    loss, state = _loss(model, x, y, state)
+    return optimizer_step(model, opt, loss, clip), state
 
 
 def _resolved_backend(model: CharLM) -> str:
@@ -287,79 +268,66 @@ def _resolved_backend(model: CharLM) -> str:
     return resolve("CharLM", model.rnn.backend, model.rnn.spec, w.new_zeros(1, 1, w.shape[1])).name
 
 
-def _checkpoint(model: CharLM, opt: torch.optim.Optimizer, epoch: int, totals: dict) -> dict:
-    return {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "rng": rng_state(),
-        "epoch": epoch,
-        "totals": dict(totals),
-    }
+class LMJob:
+    """The language model as a ``trainer.Job``: d2l's batches of the training text, the
+    state carried between sequential batches, perplexity on the held-out text."""
 
+    name, kind, config_key, unit, title = "train_lm", "language-model", "lm", "token", "lm train"
 
-def _check_resume(run: RunDir, config: LMConfig, run_config: dict) -> bool:
-    """Refuse a run whose config (``epochs`` aside) or data differ; True if epochs differ."""
-    saved_config, saved = _run_config(run)
-    mine, theirs = config.to_dict(), saved_config.to_dict()
-    diff = [k for k in mine if k != "epochs" and mine[k] != theirs[k]]
-    if diff:
-        got = ", ".join(f"{k} {mine[k]!r} (the run's: {theirs[k]!r})" for k in diff)
-        raise ValueError(
-            f"lm train: expected the config of the run in {run.path} to resume (only epochs "
-            f"may change), got {got}"
+    def __init__(self, config: LMConfig) -> None:
+        self.config = config
+        self.train_part, self.val_part, self.vocab, self.digest = _load_data(config)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, len(self.vocab))
+        self.backend = _resolved_backend(self.model)  # a cell it cannot run is refused here
+        self.optimizer = _optimizer(config, self.model)
+
+    def run_config(self) -> dict[str, Any]:
+        return {
+            "lm": self.config.to_dict(),
+            "model": self.model.config(),
+            "vocab": self.vocab.to_list(),
+            "data_sha256": self.digest,
+        }
+
+    def batches(self, epoch: int) -> Sequence[tuple[Tensor, Tensor]]:
+        c, gen = self.config, _epoch_generator(self.config.seed, epoch)
+        read = seq_data_iter_sequential if c.partition == "sequential" else seq_data_iter_random
+        return list(read(self.train_part, c.batch_size, c.num_steps, generator=gen))
+
+    def loss(self, batch: tuple[Tensor, Tensor], carry: State | None) -> tuple[Tensor, State, int]:
+        x, y = batch
+        if carry is not None and self.config.partition == "sequential":
+            carry = self.model.detach_state(carry)
+        else:
+            carry = None  # zeros: each epoch's start, every random batch
+        loss, state = _loss(self.model, x, y, carry)
+        return loss, state, y.numel()
+
+    def validate(self) -> float | None:
+        if len(self.val_part) < 2:
+            return None
+        c = self.config
+        return evaluate(
+            self.model, self.val_part, batch_size=c.eval_batch_size, num_steps=c.num_steps
         )
-    if (
-        saved.get("data_sha256") != run_config["data_sha256"]
-        or saved["vocab"] != run_config["vocab"]
-    ):
-        raise ValueError(
-            f"lm train: expected the text the run in {run.path} trained on (sha256 "
-            f"{str(saved.get('data_sha256'))[:12]}…) to resume, got a different text (sha256 "
-            f"{run_config['data_sha256'][:12]}…)"
-        )
-    return mine["epochs"] != theirs["epochs"]
+
+    def figures(self, train_loss: float, score: float | None) -> dict[str, float | None]:
+        return {"train_perplexity": perplexity(train_loss), "val_perplexity": score}
+
+    def weights_metadata(self) -> dict[str, Any]:
+        return {"lm": self.config.to_dict(), **self.model.config()}
+
+    def draw(self, run: RunDir, records: list[dict[str, Any]]) -> None:
+        curves = {"train": [r["train_perplexity"] for r in records]}
+        if records and all(r.get("val_perplexity") is not None for r in records):
+            curves["validation"] = [r["val_perplexity"] for r in records]
+        plot_curves(run.file("perplexity.png"), curves, ylabel="perplexity", logy=True)
 
 
-def _load_checkpoint(run: RunDir, model: CharLM, opt: torch.optim.Optimizer, epochs: int):
-    """(epoch, totals) of the run's checkpoint, loaded into model and opt after every check
-    (digest, keys, dtypes, shapes, finite values, epoch in [0, epochs])."""
-    ckpt, where, owner = run.load_checkpoint(), run.checkpoint, "lm train"
-    if set(ckpt) != {"model", "optimizer", "rng", "epoch", "totals"}:
-        raise ValueError(
-            f"{owner}: expected a language-model checkpoint in {where}, got keys "
-            f"{sorted(map(str, ckpt))[:8]}"
-        )
-    epoch = check_epoch(owner, ckpt["epoch"], epochs, where)
-    weights = check_state_dict(owner, ckpt["model"], model.state_dict(), where)
-    opt_state = check_optimizer_state(owner, ckpt["optimizer"], opt, where)
-    rng = check_rng_state(owner, ckpt["rng"], where)
-    totals = ckpt["totals"]
-    if not isinstance(totals, dict) or set(totals) != {"tokens", "train_seconds", "wall_seconds"}:
-        raise ValueError(f"{owner}: expected the run's totals in {where}, got {totals!r}")
-    for k, v in totals.items():
-        if finite_number(owner, k, v) < 0:
-            raise ValueError(f"{owner}: expected {k} >= 0 in {where}, got {v}")
-    model.load_state_dict(weights)
-    opt.load_state_dict(opt_state)
-    set_rng_state(rng)
-    return epoch, dict(totals)
-
-
-def _all_finite(model: CharLM) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
-def _save_outputs(run: RunDir, model: CharLM, config: LMConfig, records: list[dict]) -> None:
-    save_weights(run.model, model.state_dict(), {"lm": config.to_dict(), **model.config()})
-    curves = {"train": [r["train_perplexity"] for r in records]}
-    if all(r.get("val_perplexity") is not None for r in records):
-        curves["validation"] = [r["val_perplexity"] for r in records]
-    plot_curves(run.file("perplexity.png"), curves, ylabel="perplexity", logy=True)
-
-
-def train(
+def train_lm(
     config: LMConfig,
-    out: str | os.PathLike,
+    out: str | os.PathLike[str],
     *,
     resume: bool = False,
     overwrite: bool = False,
@@ -368,136 +336,32 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config`` into the run directory ``out``; return summary.json's figures.
 
-    Everything is checked (config, text, model, backend) before a file is written.
-    overwrite: replace a run already in ``out`` (swapped in once the new run's config and
-        first checkpoint are written); without it a folder holding files is refused.
-    resume: continue from ``out``'s checkpoint. The run's config must equal ``config``
-        except ``epochs`` (which may extend the run) and the text must be the same.
+    The run directory, checkpoint, resume, divergence and interruption rules are the
+    training loop's (trainer.py), the same as ``train_forecast``'s. Everything (config,
+    text, model, backend) is checked before a file is written.
+    overwrite: replace a run already in ``out``; without it a folder holding files is
+        refused.
+    resume: continue from ``out``'s checkpoint; its config must equal ``config`` except
+        ``epochs`` (which may extend the run), and the text must be the same.
     until_epoch: stop after this epoch (as if interrupted); the run stays resumable.
     Raises TrainingDiverged when the loss, a perplexity or a weight becomes non-finite.
     """
-    keep_freed_memory()  # the steps' large buffers are reused, not page-faulted in again
-    run = RunDir(out)
-    if resume:
-        run.check_resumable()
-    else:
-        run.check_new(overwrite=overwrite)
-    train_part, val_part, vocab, digest = _load_data(config)
-    torch.manual_seed(config.seed)
-    model = build_model(config, len(vocab))
-    backend = _resolved_backend(model)  # a cell the backend cannot run is refused here
-    opt = _optimizer(config, model)
-    run_config = {
-        "lm": config.to_dict(),
-        "model": model.config(),
-        "vocab": vocab.to_list(),
-        "data_sha256": digest,
-    }
-    start, totals = 0, {"tokens": 0, "train_seconds": 0.0, "wall_seconds": 0.0}
-    if resume:
-        extended = _check_resume(run, config, run_config)
-        start, totals = _load_checkpoint(run, model, opt, config.epochs)
-        records = run.keep_metrics_until(start)
-        if extended:
-            run.write_config(run_config)
-    else:
-        run.begin(run_config, _checkpoint(model, opt, 0, totals), overwrite=overwrite)
-        records = []
-    last = config.epochs if until_epoch is None else min(until_epoch, config.epochs)
-    plot_every = max(10, config.epochs // 10)  # a PNG costs ~0.1-1 s: not every epoch
-    bar = progress(
-        config.epochs,
-        "lm train",
-        unit="epoch",
-        disable=not show_progress,
-        bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+    run = open_run(out, resume=resume, overwrite=overwrite)
+    job = LMJob(config)
+    result = fit(
+        job,
+        run,
+        resume=resume,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        until_epoch=until_epoch,
     )
-    bar.update(start)
-    postfix: dict[str, str] = {}
-
-    def diverged(what: str, epoch: int) -> TrainingDiverged:
-        bar.close()
-        return TrainingDiverged(
-            f"lm train: expected finite training, got {what} in epoch {epoch + 1}; stopped, "
-            f"keeping the last good checkpoint (epoch {epoch}) in {run.path} (a lower "
-            f"learning rate or clip may help)"
-        )
-
-    model.train()
-    for epoch in range(start, last):
-        t0 = time.perf_counter()
-        gen = _epoch_generator(config.seed, epoch)
-        if config.partition == "sequential":
-            batches = list(
-                seq_data_iter_sequential(
-                    train_part, config.batch_size, config.num_steps, generator=gen
-                )
-            )
-        else:
-            batches = list(
-                seq_data_iter_random(train_part, config.batch_size, config.num_steps, generator=gen)
-            )
-        state, loss_sum, count = None, 0.0, 0
-        for i, (x, y) in enumerate(batches):
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(config, (epoch + i / len(batches)) / config.epochs)
-            if state is not None and config.partition == "sequential":
-                state = model.detach_state(state)
-            else:
-                state = None  # zeros: each epoch's start, every random batch
-            loss, state = train_step(model, opt, x, y, state, clip=config.clip)
-            if not math.isfinite(loss):
-                raise diverged(f"a loss of {loss} at batch {i + 1}", epoch)
-            loss_sum += loss * y.numel()
-            count += y.numel()
-            bar.update(1 / len(batches))
-            if i % 8 == 0:
-                postfix["ppl"] = f"{perplexity(loss_sum / count):.3f}"  # running, this epoch
-                bar.set_postfix(postfix)
-        seconds = time.perf_counter() - t0
-        val_ppl = None
-        if len(val_part) >= 2:
-            val_ppl = evaluate(
-                model, val_part, batch_size=config.eval_batch_size, num_steps=config.num_steps
-            )
-        record = {
-            "epoch": epoch + 1,
-            "train_perplexity": perplexity(loss_sum / count),
-            "val_perplexity": val_ppl,
-            "tokens_per_second": count / seconds,
-            "lr": opt.param_groups[0]["lr"],
-            "seconds": seconds,
-        }
-        for key in ("train_perplexity", "val_perplexity"):
-            if record[key] is not None and not math.isfinite(record[key]):
-                raise diverged(f"a {key.replace('_', ' ')} of {record[key]}", epoch)
-        if not _all_finite(model):
-            raise diverged("non-finite weights", epoch)
-        totals["tokens"] += count
-        totals["train_seconds"] += seconds
-        totals["wall_seconds"] += time.perf_counter() - t0
-        records.append(record)
-        run.append_metrics(record)
-        run.save_checkpoint(_checkpoint(model, opt, epoch + 1, totals))
-        if (epoch + 1) % plot_every == 0 or epoch + 1 == last:
-            _save_outputs(run, model, config, records)
-        postfix.update(
-            ppl=f"{record['train_perplexity']:.3f}",
-            val=f"{val_ppl:.3f}" if val_ppl is not None else "-",
-            tok_s=f"{record['tokens_per_second']:,.0f}",
-        )
-        bar.set_postfix(postfix)
-    bar.close()
-    final = records[-1] if records else {}
+    final = result.records[-1] if result.records else {}
     summary = {
         "train_perplexity": final.get("train_perplexity"),
         "val_perplexity": final.get("val_perplexity"),
-        "tokens_per_second": totals["tokens"] / max(totals["train_seconds"], 1e-12),
-        "wall_seconds": totals["wall_seconds"],
-        "epochs_completed": len(records),
-        "epochs": config.epochs,
-        "threads": torch.get_num_threads(),
-        "backend": backend,
+        **result.summary(job.unit),
+        "backend": job.backend,
     }
     run.write_summary(summary)
     return summary
