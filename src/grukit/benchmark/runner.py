@@ -191,7 +191,7 @@ def _contention_notes(other_share: float | None, threads: int) -> list[str]:
         f"other processes used {other_share:.0%} of the CPU during the run: with {threads} "
         "thread(s) on a shared machine, OpenMP barriers wait on descheduled threads and "
         "times are inflated, by up to 10-30× for many small ops; rerun on an idle machine, "
-        "or compare with --threads 1"
+        "or compare with one thread"
     ]
 
 

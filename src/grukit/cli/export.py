@@ -64,11 +64,11 @@ def _load(run_dir: str) -> tuple[torch.nn.Module, torch.Tensor, str]:
     if "config" in saved and "scaler" in saved:
         from ..training.forecast import load_model
 
-        model = load_model(run)
-        mcfg = model.config()
+        forecaster = load_model(run)
+        mcfg = forecaster.config()
         lookback = max(2, int(saved["config"].get("lookback") or 2))
-        x = torch.zeros(2, lookback, mcfg["input_size"])  # (N, L, I)
-        return model.eval(), x, f"forecaster ({mcfg['strategy']}, horizon {mcfg['horizon']})"
+        x = torch.zeros(2, lookback, forecaster.input_size)  # (N, L, I)
+        return forecaster.eval(), x, f"forecaster ({mcfg['strategy']}, horizon {mcfg['horizon']})"
     raise ValueError(
         f"expected a language-model or forecasting run in {run.path}, "
         f"got a config.json with {sorted(saved)}"

@@ -52,10 +52,13 @@ RESUME_HELP = (
 DEFAULT_THREADS = 1
 
 
-def flag(cls: type[TrainConfig], name: str) -> str:
-    """The option of config field ``name``: ``--hidden-size``, or the field's own."""
-    f = {f.name: f for f in dataclasses.fields(cls)}[name]
-    return str(f.metadata.get("flag", "--" + name.replace("_", "-")))
+#: Options not named after their field: a repeated option, one value each.
+_FLAGS = {"columns": ("--column", "NAME")}
+
+
+def flag(name: str) -> str:
+    """The option of config field ``name``: ``--hidden-size``."""
+    return _FLAGS[name][0] if name in _FLAGS else "--" + name.replace("_", "-")
 
 
 def _optional(kind: type) -> Callable[[str], Any]:
@@ -81,7 +84,7 @@ def add_config_options(p: argparse.ArgumentParser, cls: type[TrainConfig], title
         if base is bool:
             kw["action"] = argparse.BooleanOptionalAction
         elif base is tuple:
-            kw.update(action="append", metavar=f.metadata.get("metavar", "VALUE"))
+            kw.update(action="append", metavar=_FLAGS.get(f.name, ("", "VALUE"))[1])
         else:
             kw.update(type=_optional(base) if optional else base, metavar=f.name.upper())
             choices = f.metadata.get("choices")
@@ -89,7 +92,7 @@ def add_config_options(p: argparse.ArgumentParser, cls: type[TrainConfig], title
                 kw["metavar"] = (
                     "{" + ",".join("none" if c is None else str(c) for c in choices) + "}"
                 )
-        g.add_argument(flag(cls, f.name), **kw)
+        g.add_argument(flag(f.name), **kw)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -126,9 +129,7 @@ def resume_config(
     mine = cls.from_dict({**theirs.to_dict(), **given}).to_dict()
     diff = [k for k in given if k != "epochs" and mine[k] != theirs.to_dict()[k]]
     if diff:
-        got = ", ".join(
-            f"{flag(cls, k)} {mine[k]!r} (the run's: {theirs.to_dict()[k]!r})" for k in diff
-        )
+        got = ", ".join(f"{flag(k)} {mine[k]!r} (the run's: {theirs.to_dict()[k]!r})" for k in diff)
         raise ValueError(
             f"expected --resume with the run's own settings (only --epochs may change), got {got}"
         )

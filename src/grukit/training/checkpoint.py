@@ -64,7 +64,7 @@ _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFB
           "a block device", stat.S_IFDIR: "a folder", stat.S_IFSOCK: "a socket"}  # fmt: skip
 
 
-def check_writable_target(path: str | os.PathLike, *, follow_links: bool = True) -> None:
+def check_writable_target(path: str | os.PathLike[str], *, follow_links: bool = True) -> None:
     """Refuse a ``path`` that exists and is not a regular file (or, with
     ``follow_links=False``, that is a symbolic link)."""
     path = Path(path)
@@ -83,7 +83,7 @@ def check_writable_target(path: str | os.PathLike, *, follow_links: bool = True)
         )
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
 
     The file gets mode 0o666 less the umask; an existing ``path`` that is not a regular
@@ -105,7 +105,7 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def fsync_dir(path: str | os.PathLike) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
     """fsync a folder, so a rename or a new entry in it survives a crash."""
     dir_fd = os.open(path, os.O_RDONLY)
     try:
@@ -114,7 +114,7 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(dir_fd)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
 
@@ -128,7 +128,7 @@ def _loads(text: bytes | str, what: str, where: object) -> Any:
         raise ValueError(f"expected {what} {where} to hold JSON, got nesting too deep") from None
 
 
-def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
+def read_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> Any:
     """Read JSON; a missing file raises FileNotFoundError, a bad one ValueError naming it."""
     path = Path(path)
     if not path.is_file():
@@ -192,19 +192,21 @@ def _read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], d
     return tensors, meta
 
 
-def _save_with_digest(path: str | os.PathLike, tensors: dict, metadata: dict[str, str]) -> None:
+def _save_with_digest(
+    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> None:
     digest = content_digest(st_save(tensors, metadata=metadata))
     atomic_write(path, st_save(tensors, metadata={**metadata, DIGEST_KEY: digest}))
 
 
-def save_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
+def save_state(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
     """Save a nested structure holding tensors as one safetensors file, atomically."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _pack(state, tensors)
     _save_with_digest(path, tensors, {_META_KEY: json.dumps(skeleton, allow_nan=False)})
 
 
-def load_state(path: str | os.PathLike) -> dict[str, Any]:
+def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load what ``save_state`` wrote; a missing file raises FileNotFoundError, a
     corrupt or foreign one ValueError naming the file."""
     path = Path(path)
@@ -232,7 +234,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_weights(
-    path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any]
+    path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any]
 ) -> None:
     """A model's weights as a plain safetensors file (readable by any safetensors tool),
     with its config as JSON in the header metadata under "config"; atomic."""
@@ -240,7 +242,7 @@ def save_weights(
     _save_with_digest(path, tensors, {"config": json.dumps(dict(config), allow_nan=False)})
 
 
-def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state_dict, config) from ``save_weights``; errors name the file."""
     path = Path(path)
     if not path.is_file():

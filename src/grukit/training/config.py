@@ -44,7 +44,7 @@ class TrainConfig:
     epochs: int = option(1, "passes over the training data")
     lr: float = option(1.0, "the optimizer's learning rate")
     lr_schedule: str = option(
-        "constant", "constant, or cosine: decay to --lr-min over the run", choices=SCHEDULES
+        "constant", "constant, or cosine: decay to lr_min over the run", choices=SCHEDULES
     )
     lr_min: float = option(0.0, "the cosine schedule's floor")
     clip: float = option(1.0, "clip the gradients' global norm to this")
@@ -120,8 +120,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{name}: expected fields from {sorted(names)}, got {unknown}")
         hints = typing.get_type_hints(cls)
-        values = {k: tuple(v) if _is_tuple(hints[k]) and isinstance(v, list) else v
-                  for k, v in d.items()}  # fmt: skip
+        values: dict[str, Any] = {
+            k: tuple(v) if _is_tuple(hints[k]) and isinstance(v, list) else v for k, v in d.items()
+        }
         return cls(**values)
 
     @classmethod

@@ -246,7 +246,9 @@ def train_forecast(
     return summary
 
 
-def _evaluate_test(model: Forecaster, p: Prepared, c: ForecastConfig, s: Series) -> dict:
+def _evaluate_test(
+    model: Forecaster, p: Prepared, c: ForecastConfig, s: Series
+) -> dict[str, Any]:
     y, t0, h = s.values[:, 0], p.split.test_start, c.horizon
     q = forecast_levels(model, p, p.z[t0 - c.lookback : t0], y[:t0])  # (H, Q)
     lo, med, hi = q[:, 0], q[:, model.median_index], q[:, -1]
@@ -283,7 +285,9 @@ def _evaluate_test(model: Forecaster, p: Prepared, c: ForecastConfig, s: Series)
     }
 
 
-def _plot_forecast(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict) -> None:
+def _plot_forecast(
+    run: RunDir, p: Prepared, c: ForecastConfig, summary: dict[str, Any]
+) -> None:
     s, t0 = p.series, p.split.test_start
     xs, y = s.times(), s.values[:, 0]
     first = max(0, t0 - max(4 * c.season, 3 * c.horizon))  # recent history only
@@ -343,7 +347,7 @@ def load_model(run: RunDir, backend: str = "auto") -> Forecaster:
 
 
 def predict_forecast(
-    run_dir: str | os.PathLike,
+    run_dir: str | os.PathLike[str],
     *,
     csv: str | None = None,
     columns: list[str] | None = None,

@@ -31,12 +31,12 @@ class ForecastConfig(TrainConfig):
 
     # data: a bundled series, or a CSV (dataset None)
     dataset: str | None = option(
-        "airline", "a bundled series (none with --csv)", choices=(*sorted(BUNDLED), None)
+        "airline", "a bundled series (none with a csv)", choices=(*sorted(BUNDLED), None)
     )
-    csv: str | None = option(None, "a CSV file with a header row, instead of --dataset")
+    csv: str | None = option(None, "a CSV file with a header row, instead of a dataset")
     columns: tuple[str, ...] = option(
         (), "a CSV column to use (repeat for several): the FIRST is the target, the others "
-        "extra input features", flag="--column", metavar="NAME",
+        "extra input features",
     )  # fmt: skip
     date_column: str | None = option(None, "the CSV's timestamps column (none: equally spaced)")
     # the split and the inputs
@@ -156,7 +156,7 @@ def forecast_config(**given: Any) -> ForecastConfig:
             base["validation"] = given["horizon"]
         return ForecastConfig.from_dict({**base, **given})
     # the generic settings for a CSV: no transform; then what its data decides
-    source = {k: given[k] for k in ("csv", "columns", "date_column") if k in given}
+    source: dict[str, Any] = {k: given[k] for k in ("csv", "columns", "date_column") if k in given}
     cfg = ForecastConfig.from_dict({"dataset": None, **source, "log": False, "diff": 0})
     derived = dict(given)
     if "season" not in derived:

@@ -233,6 +233,7 @@ def load_run(path: str | os.PathLike[str]) -> tuple[CharLM, Vocab, LMConfig]:
         raise ValueError(f"load_run: expected a vocabulary of strings in {run.config}")
     vocab = Vocab.from_list(saved["vocab"])
     model = build_model(config, len(vocab))
+    weights: object
     if run.model.is_file():
         weights, where = load_weights(run.model)[0], run.model
     else:

@@ -56,7 +56,7 @@ def _exchange(a: Path, b: Path) -> bool:
 class RunDir:
     """Paths and safe reads/writes for one run directory."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.config = self.path / "config.json"
         self.model = self.path / "model.safetensors"

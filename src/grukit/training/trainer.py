@@ -74,9 +74,15 @@ class Job(Protocol):
     unit: str
     #: The progress bar's label.
     title: str
-    config: TrainConfig
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
+
+    @property
+    def config(self) -> TrainConfig: ...
+
+    @property
+    def model(self) -> nn.Module: ...
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer: ...
 
     def run_config(self) -> dict[str, Any]:
         """config.json: the config under ``config_key``, "data_sha256", what loading needs."""
@@ -316,13 +322,13 @@ def fit(
     if best["model"] is not None:
         job.model.load_state_dict(best["model"])
     _write_outputs(job, run, records, best)
-    kept = best["epoch"] if cfg.keep == "best" else last
+    kept_epoch: int = best["epoch"] if cfg.keep == "best" else last
     return Fit(
         records=records,
         totals=totals,
         best_epoch=int(best["epoch"]),
         best_score=best["score"],
-        kept_epoch=int(kept),
+        kept_epoch=kept_epoch,
         epochs=cfg.epochs,
     )
 
