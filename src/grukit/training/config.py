@@ -24,6 +24,7 @@ C = TypeVar("C", bound="TrainConfig")
 #: Choices of the fields that take one of a few names.
 SCHEDULES = ("constant", "cosine")
 KEEP = ("last", "best")
+KEEP_HELP = "whose weights model.safetensors holds: the last epoch's, or the best validation's"
 
 
 def option(default: Any, help: str, **extra: Any) -> Any:
@@ -48,10 +49,7 @@ class TrainConfig:
     )
     lr_min: float = option(0.0, "the cosine schedule's floor")
     clip: float = option(1.0, "clip the gradients' global norm to this")
-    keep: str = option(
-        "last", "whose weights model.safetensors holds: the last epoch's, or the best "
-        "validation epoch's", choices=KEEP,
-    )  # fmt: skip
+    keep: str = option("last", KEEP_HELP, choices=KEEP)
     seed: int = option(0, "seed of the initial weights, data order and dropout")
 
     # --- checks ----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from .integrity import TrainingDiverged, check_state_dict
 from .metrics import forecast_metrics, mase_scale, naive, seasonal_naive
 from .plots import plot_curves, plot_forecast
 from .run_dir import RunDir
-from .trainer import describe_run, fit, open_run
+from .trainer import describe_run, train
 
 __all__ = [
     "PRESETS",
@@ -216,26 +216,12 @@ def train_forecast(
     """Train, keep the best validation epoch (``config.keep``), evaluate on test; returns
     summary.json's dict.
 
-    The run directory, checkpoint, resume, divergence and interruption rules are the
-    training loop's (trainer.py), the same as ``train_lm``'s. Everything (config, data,
-    model, backend) is checked before a file is written.
-    overwrite: replace a run already in ``out``; without it a folder holding files is
-        refused.
-    resume: continue the run in ``out`` (refused if there is none); its config must equal
-        ``config`` except ``epochs`` (which may extend it), and the data the same.
-    until_epoch: stop after this epoch (as if interrupted); the run stays resumable.
-    Raises TrainingDiverged when the loss, the validation MAE or a weight becomes non-finite.
+    ``trainer.train``'s options and rules (the same as ``train_lm``'s): overwrite, resume
+    (the same data; ``epochs`` may grow), until_epoch. Raises TrainingDiverged when the
+    loss, the validation MAE or a weight becomes non-finite.
     """
-    run = open_run(out, resume=resume, overwrite=overwrite)
-    job = ForecastJob(config)
-    result = fit(
-        job,
-        run,
-        resume=resume,
-        overwrite=overwrite,
-        show_progress=show_progress,
-        until_epoch=until_epoch,
-    )
+    job, run, result = train(lambda: ForecastJob(config), out, resume=resume, overwrite=overwrite,
+                             show_progress=show_progress, until_epoch=until_epoch)  # fmt: skip
     c, p, model = job.config, job.prepared, job.model
     summary = _evaluate_test(model, p, c, job.series)
     kept = [r for r in result.records if r["epoch"] == result.kept_epoch]
@@ -246,9 +232,7 @@ def train_forecast(
     return summary
 
 
-def _evaluate_test(
-    model: Forecaster, p: Prepared, c: ForecastConfig, s: Series
-) -> dict[str, Any]:
+def _evaluate_test(model: Forecaster, p: Prepared, c: ForecastConfig, s: Series) -> dict[str, Any]:
     y, t0, h = s.values[:, 0], p.split.test_start, c.horizon
     q = forecast_levels(model, p, p.z[t0 - c.lookback : t0], y[:t0])  # (H, Q)
     lo, med, hi = q[:, 0], q[:, model.median_index], q[:, -1]
@@ -285,9 +269,7 @@ def _evaluate_test(
     }
 
 
-def _plot_forecast(
-    run: RunDir, p: Prepared, c: ForecastConfig, summary: dict[str, Any]
-) -> None:
+def _plot_forecast(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict[str, Any]) -> None:
     s, t0 = p.series, p.split.test_start
     xs, y = s.times(), s.values[:, 0]
     first = max(0, t0 - max(4 * c.season, 3 * c.horizon))  # recent history only

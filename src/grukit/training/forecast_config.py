@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..data.series import BUNDLED, Series, load_bundled, load_csv
-from .config import TrainConfig, option
+from .config import KEEP, KEEP_HELP, TrainConfig, option
 
 __all__ = ["PRESETS", "ForecastConfig", "forecast_config", "load_series"]
 
@@ -60,10 +60,7 @@ class ForecastConfig(TrainConfig):
     batch_size: int = option(32, "windows per step")
     lr: float = option(3e-3, "Adam's learning rate")
     weight_decay: float = option(1e-4, "L2 penalty")
-    keep: str = option(
-        "best", "whose weights model.safetensors holds: the best validation epoch's, or "
-        "the last epoch's", choices=("best", "last"),
-    )  # fmt: skip
+    keep: str = option("best", KEEP_HELP, choices=KEEP)
 
     def __post_init__(self) -> None:
         super().__post_init__()

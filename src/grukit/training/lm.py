@@ -42,7 +42,7 @@ from .integrity import TrainingDiverged, check_state_dict
 from .lm_config import PRESETS, LMConfig
 from .plots import plot_curves
 from .run_dir import RunDir
-from .trainer import describe_run, fit, open_run, optimizer_step
+from .trainer import describe_run, optimizer_step, train
 
 __all__ = [
     "PRESETS",
@@ -337,26 +337,12 @@ def train_lm(
 ) -> dict[str, Any]:
     """Train ``config`` into the run directory ``out``; return summary.json's figures.
 
-    The run directory, checkpoint, resume, divergence and interruption rules are the
-    training loop's (trainer.py), the same as ``train_forecast``'s. Everything (config,
-    text, model, backend) is checked before a file is written.
-    overwrite: replace a run already in ``out``; without it a folder holding files is
-        refused.
-    resume: continue from ``out``'s checkpoint; its config must equal ``config`` except
-        ``epochs`` (which may extend the run), and the text must be the same.
-    until_epoch: stop after this epoch (as if interrupted); the run stays resumable.
-    Raises TrainingDiverged when the loss, a perplexity or a weight becomes non-finite.
+    ``trainer.train``'s options and rules (the same as ``train_forecast``'s): overwrite,
+    resume (the same text; ``epochs`` may grow), until_epoch. Raises TrainingDiverged when
+    the loss, a perplexity or a weight becomes non-finite.
     """
-    run = open_run(out, resume=resume, overwrite=overwrite)
-    job = LMJob(config)
-    result = fit(
-        job,
-        run,
-        resume=resume,
-        overwrite=overwrite,
-        show_progress=show_progress,
-        until_epoch=until_epoch,
-    )
+    job, run, result = train(lambda: LMJob(config), out, resume=resume, overwrite=overwrite,
+                             show_progress=show_progress, until_epoch=until_epoch)  # fmt: skip
     final = result.records[-1] if result.records else {}
     summary = {
         "train_perplexity": final.get("train_perplexity"),

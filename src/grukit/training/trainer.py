@@ -34,10 +34,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -55,7 +56,9 @@ from .integrity import (
 from .progress import progress
 from .run_dir import RunDir
 
-__all__ = ["Fit", "Job", "describe_run", "fit", "open_run", "optimizer_step"]
+__all__ = ["Fit", "Job", "describe_run", "fit", "open_run", "optimizer_step", "train"]
+
+J = TypeVar("J", bound="Job")
 
 _TOTALS = ("examples", "train_seconds", "wall_seconds")
 _CHECKPOINT = {"model", "optimizer", "rng", "epoch", "totals", "best"}
@@ -149,10 +152,10 @@ def describe_run(saved: Mapping[str, Any]) -> str:
     return f"another file (keys {sorted(map(str, saved))[:8]})"
 
 
-def open_run(out: object, *, resume: bool, overwrite: bool) -> RunDir:
+def open_run(out: str | os.PathLike[str], *, resume: bool, overwrite: bool) -> RunDir:
     """The run directory ``out``, checked before any work: it must hold a run to resume
     (``resume``), or be new, empty or (``overwrite``) an earlier run to replace."""
-    run = RunDir(out)  # type: ignore[arg-type]
+    run = RunDir(out)
     if resume:
         run.check_resumable()
     else:
@@ -384,3 +387,30 @@ def _epoch(job: Job, epoch: int, run: RunDir, bar: Any) -> tuple[dict[str, Any],
 
 def _short(figures: Mapping[str, float | None]) -> dict[str, str]:
     return {k: f"{v:.4g}" for k, v in figures.items() if v is not None}
+
+
+def train(
+    make_job: Callable[[], J],
+    out: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    until_epoch: int | None = None,
+) -> tuple[J, RunDir, Fit]:
+    """A whole training job: check the run directory ``out`` (``open_run``), then build the
+    job (its data, model and optimizer: everything is checked before a file is written),
+    then ``fit`` it. overwrite: replace a run already in ``out``; resume: continue it
+    (its config must be the job's, ``epochs`` aside); until_epoch: stop after that epoch,
+    as an interruption would."""
+    run = open_run(out, resume=resume, overwrite=overwrite)
+    job = make_job()
+    result = fit(
+        job,
+        run,
+        resume=resume,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        until_epoch=until_epoch,
+    )
+    return job, run, result
