@@ -27,7 +27,12 @@ STRATEGIES = ("direct", "recursive")
 @dataclass(frozen=True)
 class ForecastConfig(TrainConfig):
     """Everything that determines a forecasting run; the defaults are the airline preset
-    (Box & Jenkins' airline model: log and seasonal differencing, two seasons of input)."""
+    (Box & Jenkins' airline model: log and seasonal differencing, two seasons of input).
+
+    For another series start from its preset or its data: ``PRESETS["co2"]``,
+    ``forecast_config(dataset="co2", epochs=30)``, ``forecast_config(csv=...,
+    columns=("y",))``. ``ForecastConfig(dataset="co2")`` alone keeps airline's season,
+    lookback and transforms."""
 
     # data: a bundled series, or a CSV (dataset None)
     dataset: str | None = option(
