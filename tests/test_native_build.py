@@ -85,6 +85,13 @@ def test_the_loaded_kernel_lives_under_its_key(native_kernel: ModuleType) -> Non
     assert Path(native_kernel.__file__).parent == build.cache_dir() / key()
 
 
+def test_the_kernel_is_built_for_the_cpu_s_capability(native_kernel: ModuleType) -> None:
+    """gru.cpp's at::vec width is what /proc/cpuinfo offers: AVX-512, else AVX2 + FMA."""
+    cpu = build.cpu_flags()
+    want = "AVX512" if build.AVX512 <= cpu else "AVX2" if {"avx2", "fma"} <= cpu else "DEFAULT"
+    assert native_kernel.cpu_capability() == want
+
+
 def run_pytest(tmp_path: Path, *, require: bool) -> subprocess.CompletedProcess[str]:
     """tests/test_backend_native.py (one test) in a fresh pytest without a C++ compiler."""
     env = {**os.environ, "CXX": str(tmp_path / "no-such-c++"), "GRUKIT_CACHE": str(tmp_path)}
