@@ -14,11 +14,14 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,cli]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
+# The native kernel is built once, at session start (tests/conftest.py). Without a compiler
+# its tests skip, naming why; GRUKIT_REQUIRE_NATIVE=1 in the environment (.ci/run sets it;
+# make passes the environment through) fails the run instead.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

@@ -1,10 +1,47 @@
-"""Fixtures shared by every test file."""
+"""Fixtures shared by every test file, and the native kernel built once per run.
+
+The native C++ kernel is built (or loaded from its cache) once, at session start, before
+collection. Where it cannot be built its tests skip, naming why; with
+``GRUKIT_REQUIRE_NATIVE=1`` in the environment (``.ci/run`` sets it) the run fails
+instead, with the build's failure and compiler output, so CI always tests the default path.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
 
 import pytest
 import torch
 
+from grukit.backends.native import build
+
+REQUIRE_NATIVE = os.environ.get("GRUKIT_REQUIRE_NATIVE", "").strip().lower() in ("1", "true", "yes")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build the native kernel once; with GRUKIT_REQUIRE_NATIVE=1, fail the run if it can't."""
+    if build.load() is None and REQUIRE_NATIVE:
+        log = (build.failure_log() or "").strip().splitlines()
+        detail = "\n".join(log[-40:]) if len(log) > 1 else ""
+        pytest.exit(
+            "GRUKIT_REQUIRE_NATIVE=1, but the native kernel is unavailable: "
+            f"{build.failure()}" + (f"\n{detail}" if detail else ""),
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )
+
+
+@pytest.fixture(scope="session")
+def native_kernel() -> ModuleType:
+    """The compiled native kernel (built at session start); skips the test, naming why,
+    where it is unavailable."""
+    ext = build.load()
+    if ext is None:
+        pytest.skip(f"no native kernel: {build.failure()}")
+    return ext
+
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed() -> None:
     """Every test starts from the same global torch seed."""
     torch.manual_seed(0)

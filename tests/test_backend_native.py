@@ -1,7 +1,9 @@
 """The "native" C++ backend equals the reference backend (float64, 1e-10); its streaming
 GRUCell step equals ``grukit.functional.gru_cell``; without a compiler "auto" falls back.
 
-The first test in a session builds the kernel (about a minute, cached afterwards).
+tests/conftest.py builds the kernel once per run, at session start (about a minute, cached
+afterwards); these tests skip where it is unavailable, and fail the run with
+GRUKIT_REQUIRE_NATIVE=1.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from grukit.backends import CellSpec, fused, native, resolve
 from grukit.backends.native import build
 from test_backend_fused import CONFIGS, TOL, assert_layer_matches_reference
 
-pytestmark = pytest.mark.skipif(
-    not native.available(), reason=f"no native kernel: {build.failure()}"
-)
+pytestmark = pytest.mark.usefixtures("native_kernel")  # skips where it is unavailable
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=str)

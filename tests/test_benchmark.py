@@ -94,13 +94,33 @@ def test_summarize_without_ort_gives_none_and_markdown_says_na() -> None:
     assert "| 2, 3, 4, 5 | grukit[x] | 0.500 | 2.00× | n/a |" in md
 
 
-def test_timing_interleaves_and_takes_medians() -> None:
+@pytest.mark.parametrize(
+    "names, rounds",
+    [
+        ("ab", ["ab", "ba", "ab", "ba"]),
+        ("abc", ["abc", "bca", "cab", "abc"]),  # rotated: no peer always follows another
+    ],
+)
+def test_timing_calibrates_each_peer_then_interleaves_rotated_rounds(
+    names: str, rounds: list[str]
+) -> None:
     order: list[str] = []
-    fns = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    fns = {n: (lambda n=n: order.append(n)) for n in names}
+    blocks: list[str] = []
     cfg = TimingConfig(repeats=4, warmup_s=0.0, block_s=0.0, pause_s=0.0)
-    samples = time_interleaved(fns, cfg)
-    assert {k: len(v) for k, v in samples.items()} == {"a": 4, "b": 4}
+    samples = time_interleaved(fns, cfg, on_block=lambda: blocks.append(order[-1]))
+    # warmup_s = block_s = 0: calibration is one call per peer and every block one call.
+    assert "".join(order) == names + "".join(rounds)
+    assert "".join(blocks) == "".join(rounds)  # on_block after every block, not calibration
+    assert {k: len(v) for k, v in samples.items()} == {n: 4 for n in names}
+    assert all(t >= 0 for v in samples.values() for t in v)
+
+
+def test_median_and_timing_config_checks() -> None:
     assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    with pytest.raises(ValueError, match="median: expected at least one value"):
+        median([])
     with pytest.raises(ValueError, match="repeats"):
         TimingConfig(repeats=0)
 

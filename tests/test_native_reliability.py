@@ -25,12 +25,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import grukit
 from grukit import functional as F
-from grukit.backends import native
 from grukit.backends.native import build
 
-pytestmark = pytest.mark.skipif(
-    not native.available(), reason=f"no native kernel: {build.failure()}"
-)
+pytestmark = pytest.mark.usefixtures("native_kernel")  # skips where it is unavailable
 
 
 @pytest.fixture(autouse=True, scope="module")

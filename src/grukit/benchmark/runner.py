@@ -3,7 +3,7 @@
 ``run_benchmark(BenchConfig())`` returns a JSON-ready dict (meta, points with their
 rows of times and ratios, raw block samples, targets, notes); ``render_markdown``
 in ``grukit.benchmark.report`` turns it into tables. Nothing here writes files; a
-tqdm progress bar goes to stderr when ``progress`` is on.
+tqdm progress bar goes to stderr when ``progress`` is on (tqdm: the ``cli`` extra).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .._extras import require
 from .ort import SPINNING_NOTE, ort_version
 from .peers import Contender, GridPoint, build_contenders
 from .report import Measurement, check_targets, summarize
@@ -84,8 +85,7 @@ def _blocks(contenders: list[Contender], repeats: int) -> int:
 
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     """Run the grid; see the module docstring for the result's layout."""
-    from tqdm.auto import tqdm
-
+    tqdm = require("tqdm.auto", "cli", "grukit.benchmark.run_benchmark").tqdm
     load_start = _loadavg()
     busy_start, own_start, wall_start = _cpu_busy_s(), time.process_time(), time.perf_counter()
     old_threads = torch.get_num_threads()

@@ -2,9 +2,9 @@
 
 The teaching core of grukit and an oracle independent of torch: every line of the
 math is visible, and every gradient is checked against torch autograd and against
-central finite differences. No module here imports torch or the rest of grukit
-(``import grukit.scratch`` still runs ``grukit/__init__.py``, which does; the code
-below never touches it).
+central finite differences. No module here imports torch or the rest of grukit, and
+``import grukit.scratch`` does not import torch: ``grukit/__init__.py``, which it runs
+first, loads its public names on first use (tests/test_package.py checks this).
 
 Shapes: T time, N batch, I input size, H hidden size. Each layer is one function pair:
 

@@ -1,10 +1,13 @@
 """Build and load the native CPU kernel (``gru.cpp``) with ``torch.utils.cpp_extension``.
 
 Built on first use into a cache directory (``$GRUKIT_CACHE/native`` or
-``~/.cache/grukit/native``), one sub-directory per source, flags, torch and Python
-version, so later processes load it in milliseconds. While it builds (about a minute on
-2 cores) one line goes to stderr. Without a C++ compiler, or if the build fails, ``load()``
-returns None and warns once, saying why; "auto" then uses the "fused" backend.
+``~/.cache/grukit/native``), one sub-directory per build key (``build_inputs``: the
+sources' folder and contents, compiler, flags, torch build, Python ABI), so later
+processes load it in milliseconds and two checkouts sharing a cache never rebuild each
+other's kernel. Nothing is printed: the build (about a minute on 2 cores) is logged at
+INFO on the ``grukit.native`` logger. Without a C++ compiler, or if the build fails,
+``load()`` returns None and warns once (RuntimeWarning), saying why; "auto" then uses the
+"fused" backend. ``failure()`` says why, ``failure_log()`` holds the compiler's output.
 
 Vectorisation: ``at::vec::Vectorized`` uses AVX-512 or AVX2 only when the build defines
 the CPU capability, so the flags are chosen from ``/proc/cpuinfo``: AVX-512 (avx512f, bw,
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import sys
 import sysconfig
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -37,6 +41,8 @@ HEADERS = ("gemm.h",)  # included by the sources: part of the build key
 _lock = threading.Lock()
 _module: ModuleType | None = None
 _failure: str | None = None  # why the kernel is unavailable, once known
+_failure_log: str | None = None  # the build's whole error output, when it failed
+log = logging.getLogger("grukit.native")
 
 
 def cpu_flags() -> set[str]:
@@ -89,21 +95,38 @@ def compiler() -> str | None:
     return shutil.which(os.environ.get("CXX", "c++"))
 
 
-def _build_key(flags: list[str]) -> str:
-    """Hash of what the binary depends on: sources and their folder, flags, torch and
-    Python versions."""
+def link_flags() -> list[str]:
+    """OpenMP, plus the sanitizer runtime with ``sanitize()``."""
+    return ["-fopenmp", *(SANITIZE_FLAGS[:1] if sanitize() else [])]
+
+
+def build_inputs(flags: list[str], folder: Path | None = None) -> dict[str, str]:
+    """What the compiled binary depends on, by name: the sources' folder (``folder``,
+    default this package's) and every source and header's contents, the compiler, the
+    compile flags (CPU capability, sanitizers) and link flags, the torch build and the
+    Python ABI. Two builds with equal inputs are interchangeable."""
+    here = (folder or Path(__file__).parent).resolve()
+    return {
+        # torch's build.ninja names absolute paths: two checkouts sharing a cache would
+        # otherwise rebuild each other's kernel on every load.
+        "folder": str(here),
+        **{
+            f"source {name}": hashlib.sha256((here / name).read_bytes()).hexdigest()
+            for name in SOURCES + HEADERS
+        },
+        "compiler": os.path.realpath(compiler() or os.environ.get("CXX", "c++")),
+        "flags": " ".join(flags),
+        "link flags": " ".join(link_flags()),
+        "torch": f"{torch.__version__} {torch.version.git_version}",
+        "python": str(sysconfig.get_config_var("SOABI") or sys.implementation.cache_tag),
+    }
+
+
+def build_key(inputs: Mapping[str, str]) -> str:
+    """A short hash of ``build_inputs``: the build's cache sub-directory and module name."""
     h = hashlib.sha256()
-    here = Path(__file__).parent
-    # The sources' folder too: torch's build.ninja names absolute paths, so two checkouts
-    # sharing a cache would otherwise rebuild each other's kernel on every load.
-    h.update(str(here.resolve()).encode())
-    for src in SOURCES + HEADERS:
-        h.update((here / src).read_bytes())
-    h.update(" ".join(flags).encode())
-    h.update(torch.__version__.encode())
-    h.update(
-        sysconfig.get_config_var("SOABI").encode() if sysconfig.get_config_var("SOABI") else b""
-    )
+    for name in sorted(inputs):
+        h.update(f"{name}={inputs[name]}\0".encode())
     return h.hexdigest()[:12]
 
 
@@ -119,9 +142,9 @@ def _compiler_environment() -> Iterator[None]:
             os.environ["LD_PRELOAD"] = preload
 
 
-def _fail(reason: str) -> None:
-    global _failure
-    _failure = reason
+def _fail(reason: str, detail: str | None = None) -> None:
+    global _failure, _failure_log
+    _failure, _failure_log = reason, detail or reason
     warnings.warn(
         f"grukit: the native CPU kernel is unavailable ({reason}); "
         "backend 'auto' uses 'fused' instead",
@@ -133,6 +156,11 @@ def _fail(reason: str) -> None:
 def failure() -> str | None:
     """Why the native kernel could not be loaded, or None (not tried yet, or loaded)."""
     return _failure
+
+
+def failure_log() -> str | None:
+    """The failed build's whole output (the compiler's errors), or None."""
+    return _failure_log
 
 
 def load() -> ModuleType | None:
@@ -149,32 +177,28 @@ def load() -> ModuleType | None:
         from torch.utils import cpp_extension
 
         flags = compile_flags()
-        key = _build_key(flags)
+        key = build_key(build_inputs(flags))
         name = f"grukit_native_{key}"
         build = cache_dir() / key
         try:
             build.mkdir(parents=True, exist_ok=True)
             fresh = not any(build.glob(f"{name}*.so"))
             if fresh:
-                sys.stderr.write(
-                    f"grukit: compiling the native CPU kernel into {build} "
-                    "(once, about a minute)...\n"
-                )
-                sys.stderr.flush()
+                log.info("compiling the native CPU kernel into %s (once, about a minute)", build)
             here = Path(__file__).parent
             with _compiler_environment():
                 _module = cpp_extension.load(
                     name=name,
                     sources=[str(here / s) for s in SOURCES],
                     extra_cflags=flags,
-                    extra_ldflags=["-fopenmp", *(SANITIZE_FLAGS[:1] if sanitize() else [])],
+                    extra_ldflags=link_flags(),
                     build_directory=str(build),
                     verbose=False,
                 )
             if fresh:
-                sys.stderr.write("grukit: native CPU kernel ready\n")
+                log.info("native CPU kernel ready: %s", build)
         except (OSError, RuntimeError, ImportError, SystemExit) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            _fail(f"build failed: {first[:300]}; see {build}")
+            _fail(f"build failed: {first[:300]}; see {build}", str(err))
             return None
         return _module

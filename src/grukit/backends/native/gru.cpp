@@ -3,7 +3,9 @@
 // Shapes: S rows of all steps (T·N padded, or sum(batch_sizes) packed), N batch, H hidden.
 // Packed data: step t owns rows [off_t, off_t + N_t); rows b >= N_t keep their state.
 // Gate order r, z, n (torch's). Element-wise work is vectorised with at::vec::Vectorized,
-// which uses AVX2 only when the build defines CPU_CAPABILITY_AVX2 (see build.py).
+// whose width is the capability the build defines: build.py reads /proc/cpuinfo and defines
+// CPU_CAPABILITY_AVX512 (avx512f/bw/dq/vl + fma), else CPU_CAPABILITY_AVX2 (avx2 + fma),
+// else nothing (at::vec's scalar fallback); cpu_capability() reports which.
 //
 //   forward   a_r = gi_r + gh_r, a_z = gi_z + gh_z            (gh = h W_hhᵀ + b_hh)
 //             r = σ(a_r), z = σ(a_z)
