@@ -148,3 +148,22 @@ def test_pyproject_puts_matplotlib_and_tqdm_in_the_cli_extra() -> None:
     extras = project["optional-dependencies"]
     assert names(extras["cli"]) == set(EXTRAS)
     assert set(EXTRAS) <= names(extras["test"])
+
+
+def test_a_train_command_without_the_cli_extra_stops_before_writing(tmp_path: Path) -> None:
+    """`grukit forecast train` with matplotlib hidden: exit 2, one line naming the extra,
+    and no run folder (the check comes before the first file)."""
+    out = tmp_path / "run"
+    code = BLOCK.format(blocked=("matplotlib",)) + (
+        "from grukit.cli import main\n"
+        f"raise SystemExit(main(['forecast', 'train', '--out', {str(out)!r}, '--epochs', '1',"
+        " '--hidden-size', '4', '--no-progress']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith("grukit forecast: error:") and "grukit[cli]" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not out.exists()

@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import logging
 import sys
 import traceback
 from typing import NoReturn
+
+from .._extras import MissingExtraError
 
 #: sub-command → module (imported lazily, so ``grukit --help`` stays fast).
 COMMANDS = {
@@ -41,6 +44,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     OverflowError,
     MemoryError,
     csv.Error,
+    MissingExtraError,
 )
 #: Messages of torch's ``load_state_dict`` (a checkpoint of another shape or model).
 _FOREIGN_STATE = (
@@ -148,6 +152,17 @@ def _interrupted(args: argparse.Namespace) -> str:
     return "interrupted"
 
 
+def _show_build_notes() -> None:
+    """The native kernel's one-time build (about a minute) is announced on stderr: the
+    library logs it (``grukit.native``, INFO); the command shows it."""
+    log = logging.getLogger("grukit.native")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("grukit: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``grukit`` with ``argv`` (default sys.argv[1:]); returns the exit code."""
     try:
@@ -155,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed
         return stop.code if isinstance(stop.code, int) else 2
     name = f"grukit {args.command}"
+    _show_build_notes()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

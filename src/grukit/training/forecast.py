@@ -280,6 +280,7 @@ def _plot_forecast(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict[st
         actual=(xs[t0:], y[t0:]),
         forecast=(xs[t0:], f["median"]),
         interval=(f["lower"], f["upper"]),
+        interval_quantiles=(summary["interval"][0], summary["interval"][1]),
         baselines={"seasonal naive": f["seasonal_naive"], "naive": f["naive"]},
         title=f"{s.name}: test MAE GRU {summary['test']['mae']:.3g}, seasonal naive "
         f"{summary['baselines']['seasonal_naive']['mae']:.3g}",

@@ -43,6 +43,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import Tensor, nn
 
+from .._extras import require
 from .checkpoint import rng_state, save_weights, set_rng_state
 from .config import TrainConfig
 from .integrity import (
@@ -280,6 +281,9 @@ def fit(
     holding the kept weights (``config.keep``). ``until_epoch`` stops after that epoch, as
     an interruption would (the run stays resumable)."""
     cfg = job.config
+    require("matplotlib", "cli", f"{job.name} (its plots)")  # before a file is written
+    if show_progress:
+        require("tqdm", "cli", f"{job.name} (its progress bar)")
     run_config = job.run_config()
     totals = dict.fromkeys(_TOTALS, 0.0)
     best: dict[str, Any] = {"epoch": 0, "score": None, "model": None}
