@@ -69,7 +69,10 @@ class BenchConfig:
 
 def _max_error(contenders: list[Contender]) -> dict[str, float]:
     """max |output − nn.GRU's output| for every contender that has an output."""
-    ref = contenders[0].output()  # (T, N, H), nn.GRU
+    reference = contenders[0].output
+    if reference is None:
+        raise ValueError("_max_error: expected the first contender (nn.GRU) to have an output")
+    ref = reference()  # (T, N, H), nn.GRU
     errors = {}
     for c in contenders[1:]:
         if c.output is not None:
@@ -84,7 +87,8 @@ def _blocks(contenders: list[Contender], repeats: int) -> int:
 
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     """Run the grid; see the module docstring for the result's layout."""
-    from tqdm.auto import tqdm
+    # tqdm ships no annotations; its stubs (types-tqdm) may be installed or not.
+    from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
 
     load_start = _loadavg()
     busy_start, own_start, wall_start = _cpu_busy_s(), time.process_time(), time.perf_counter()
