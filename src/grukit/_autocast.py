@@ -9,7 +9,7 @@ step, so the result is the float32 one (``torch.nn.GRU`` rounds its products to 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -19,6 +19,11 @@ from torch.nn.utils.rnn import PackedSequence
 def enabled(weight: Tensor) -> bool:
     """Whether autocast is on for the device of ``weight``."""
     return torch.is_autocast_enabled(weight.device.type)
+
+
+In = TypeVar("In")
+H = TypeVar("H")
+Out = TypeVar("Out")
 
 
 def _cast(value: Any, dtype: torch.dtype) -> Any:
@@ -32,12 +37,12 @@ def _cast(value: Any, dtype: torch.dtype) -> Any:
     return value
 
 
-def run(fn: Callable[[Any, Any], Any], weight: Tensor, input: Any, hx: Any) -> Any:  # noqa: A002
+def run(fn: Callable[[In, H], Out], weight: Tensor, input: In, hx: H) -> Out:  # noqa: A002
     """``fn(input, hx)`` with autocast off, floating arguments cast to ``weight``'s dtype and
-    floating results cast back to the input's dtype."""
+    floating results cast back to the input's dtype (``_cast`` keeps every value's type)."""
     data = input.data if isinstance(input, PackedSequence) else input
-    floating = isinstance(data, Tensor) and data.is_floating_point()
-    back = data.dtype if floating else weight.dtype
+    back = data.dtype if isinstance(data, Tensor) and data.is_floating_point() else weight.dtype
     with torch.autocast(weight.device.type, enabled=False):
         result = fn(_cast(input, weight.dtype), _cast(hx, weight.dtype))
-    return _cast(result, back)
+    cast_back: Out = _cast(result, back)
+    return cast_back

@@ -31,4 +31,4 @@ class TorchTwin:
         ValueError for the GRU with reset_after=False, which torch does not have."""
         from .interop.torch_nn import to_torch
 
-        return to_torch(self)  # type: ignore[arg-type]
+        return to_torch(self)

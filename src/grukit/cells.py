@@ -11,6 +11,7 @@ Shapes: N batch, I input size, H hidden size.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -25,10 +26,21 @@ _GRU_SPEC = CellSpec("gru")  # native and fused compute both variants
 
 __all__ = ["RNNCellBase", "GRUCell", "RNNCell", "LSTMCell"]
 
+#: What ``hx`` and the result are: h (Tensor) for GRUCell and RNNCell, (h, c) for LSTMCell.
+Hidden = TypeVar("Hidden", Tensor, tuple[Tensor, Tensor])
 
-class RNNCellBase(TorchTwin, nn.Module):
+#: (weight_ih, weight_hh, bias_ih, bias_hh); the biases None without bias.
+CellWeights = tuple[Tensor, Tensor, Tensor | None, Tensor | None]
+
+
+class RNNCellBase(TorchTwin, nn.Module, Generic[Hidden]):
     """Parameters weight_ih (G·H, I), weight_hh (G·H, H), bias_ih, bias_hh (G·H,),
-    initialised U(−1/√H, 1/√H) in torch's order."""
+    initialised U(−1/√H, 1/√H) in torch's order. Generic in ``Hidden``, the state's type."""
+
+    weight_ih: Tensor
+    weight_hh: Tensor
+    bias_ih: Tensor | None
+    bias_hh: Tensor | None
 
     def __init__(
         self,
@@ -44,20 +56,26 @@ class RNNCellBase(TorchTwin, nn.Module):
         self.input_size = check.positive_int(owner, "input_size", input_size)
         self.hidden_size = check.positive_int(owner, "hidden_size", hidden_size)
         self.bias = check.flag(owner, "bias", bias)
-        factory = {"device": device, "dtype": dtype}
         rows = num_chunks * hidden_size
-        self._param_shapes = {"weight_ih": (rows, input_size), "weight_hh": (rows, hidden_size)}
+        self._param_shapes: dict[str, tuple[int, ...]] = {
+            "weight_ih": (rows, input_size),
+            "weight_hh": (rows, hidden_size),
+        }
         if bias:
             self._param_shapes.update(bias_ih=(rows,), bias_hh=(rows,))
-        self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
-        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, **factory))
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size, device=device, dtype=dtype))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, device=device, dtype=dtype))
         if bias:
-            self.bias_ih = nn.Parameter(torch.empty(rows, **factory))
-            self.bias_hh = nn.Parameter(torch.empty(rows, **factory))
+            self.bias_ih = nn.Parameter(torch.empty(rows, device=device, dtype=dtype))
+            self.bias_hh = nn.Parameter(torch.empty(rows, device=device, dtype=dtype))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
+
+    if TYPE_CHECKING:  # torch types Module.__call__ as (...) -> Any; calls return forward's
+
+        def __call__(self, input: Tensor, hx: Hidden | None = None) -> Hidden: ...  # noqa: A002
 
     def reset_parameters(self) -> None:
         stdv = 1.0 / math.sqrt(self.hidden_size)
@@ -72,6 +90,15 @@ class RNNCellBase(TorchTwin, nn.Module):
         """Every parameter still a tensor of the shape, dtype and device the cell was built
         with (a user may have replaced one): checked before any kernel reads memory."""
         check.parameters(owner, self._parameters, self._param_shapes)
+
+    def _checked_weights(self) -> CellWeights:
+        """The parameters after ``_check_parameters``, in one dict read instead of four
+        ``Module.__getattr__`` calls."""
+        p = self._parameters
+        w_ih, w_hh = p["weight_ih"], p["weight_hh"]
+        if w_ih is None or w_hh is None:  # _check_parameters has raised for these already
+            raise TypeError(f"{type(self).__name__}: expected weight_ih and weight_hh tensors")
+        return w_ih, w_hh, p["bias_ih"], p["bias_hh"]
 
     def _check_input(self, input: Tensor) -> tuple[Tensor, bool]:  # noqa: A002
         """Checked input with a batch axis, and whether it came without one (parameters
@@ -105,7 +132,7 @@ class RNNCellBase(TorchTwin, nn.Module):
         return h.unsqueeze(0) if unbatched else h
 
 
-class GRUCell(RNNCellBase):
+class GRUCell(RNNCellBase[Tensor]):
     r"""One GRU step, ``grukit.functional.gru_cell`` (Cho et al. 2014, arXiv:1406.1078):
 
     .. math::
@@ -138,18 +165,18 @@ class GRUCell(RNNCellBase):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
         p = self._parameters  # one dict read instead of four Module.__getattr__ calls
         w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
-        if self._streaming_call(input, hx, w):  # the checks below, cheaply, for the common case
-            return native.gru_cell(input, hx, *w, reset_after=self.reset_after)  # (N, H)
-        if autocast.enabled(w[0]):
-            return autocast.run(self._forward, w[0], input, hx)
+        args = self._streaming_args(input, hx, w)  # the checks below, cheaply, for the common case
+        if args is not None:
+            return native.gru_cell(*args, reset_after=self.reset_after)  # (N, H)
+        if autocast.enabled(self.weight_ih):
+            return autocast.run(self._forward, self.weight_ih, input, hx)
         return self._forward(input, hx)
 
     def _forward(self, input: Tensor, hx: Tensor | None) -> Tensor:  # noqa: A002
         """``forward`` past the streaming fast path, without autocast."""
-        p = self._parameters
-        w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
         x, unbatched = self._check_input(input)  # (N, I)
         h = self._check_state("hx", hx, x, unbatched)  # (N, H)
+        w = self._checked_weights()
         kernel = self._kernel(x)
         if kernel is None:
             out = F.gru_cell(x, h, *w, reset_after=self.reset_after)  # (N, H)
@@ -170,29 +197,33 @@ class GRUCell(RNNCellBase):
             )[1]  # h_n (N, H): the one step's output
         return out.squeeze(0) if unbatched else out
 
-    def _streaming_call(self, x: object, h: object, weights: tuple) -> bool:
-        """Whether this call is a batched CPU inference step for the native kernel with
-        inputs that pass every check of ``forward``: x (N, I) and h (N, H) like the weights."""
+    def _streaming_args(
+        self, x: object, h: object, weights: tuple[Tensor | None, ...]
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None] | None:
+        """(x, h, *weights) when this call is a batched CPU inference step for the native
+        kernel with inputs that pass every check of ``forward``: x (N, I) and h (N, H) like
+        the weights; else None."""
         w_ih, w_hh, b_ih, b_hh = weights
         if type(x) is not Tensor or type(h) is not Tensor or type(w_ih) is not nn.Parameter:
-            return False
+            return None
+        if type(w_hh) is not nn.Parameter:
+            return None
         shapes, dtype = self._param_shapes, w_ih.dtype
         if self.bias:  # both biases parameters of (3H,), as built
             if type(b_ih) is not nn.Parameter or type(b_hh) is not nn.Parameter:
-                return False
+                return None
             if b_ih.shape != shapes["bias_ih"] or b_hh.shape != shapes["bias_ih"]:
-                return False
+                return None
             if b_ih.dtype != dtype or b_hh.dtype != dtype:
-                return False
+                return None
         # (the biases' and W_hh's devices are checked again by the kernel: a RuntimeError)
         device = x.device
-        return (
+        streaming = (
             self.backend in ("auto", "native")
             and x.dim() == 2
             and x.shape[1] == self.input_size
             and h.shape == (x.shape[0], self.hidden_size)
             and w_ih.shape == shapes["weight_ih"]
-            and type(w_hh) is nn.Parameter
             and w_hh.shape == shapes["weight_hh"]
             and x.dtype == dtype == h.dtype == w_hh.dtype
             and dtype in (torch.float32, torch.float64)
@@ -205,6 +236,7 @@ class GRUCell(RNNCellBase):
             and native.available()
             and not fused.traced()
         )
+        return (x, h, w_ih, w_hh, b_ih, b_hh) if streaming else None
 
     def _kernel(self, x: Tensor) -> fused.Loops | None:
         """The fused loops this step runs through, or None for ``functional.gru_cell``
@@ -225,7 +257,7 @@ class GRUCell(RNNCellBase):
         return None  # "torch", "reference", or auto without the native kernel
 
 
-class RNNCell(RNNCellBase):
+class RNNCell(RNNCellBase[Tensor]):
     r"""One Elman step, :math:`h' = \phi(W_{ih} x + b_{ih} + W_{hh} h + b_{hh})`,
     ``grukit.functional.rnn_cell``. input (N, I) or (I,); hx (N, H) or (H,)."""
 
@@ -258,7 +290,7 @@ class RNNCell(RNNCellBase):
         return out.squeeze(0) if unbatched else out
 
 
-class LSTMCell(RNNCellBase):
+class LSTMCell(RNNCellBase[tuple[Tensor, Tensor]]):
     r"""One LSTM step, ``grukit.functional.lstm_cell`` (gates i, f, g, o):
     :math:`c' = f \odot c + i \odot g,\ h' = o \odot \tanh(c')`.
     input (N, I) or (I,); hx = (h, c), each (N, H) or (H,) → (h', c')."""

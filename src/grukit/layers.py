@@ -17,6 +17,7 @@ Shapes: T time, N batch, I input size, H hidden size, P LSTM projection size
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Generic, TypeVar, cast, overload
 
 import torch
 from torch import Tensor, nn
@@ -35,8 +36,11 @@ _TORCH_MODE = {"gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "ls
 
 State = tuple[Tensor, ...]
 
+#: What ``hx`` and the returned state are: h (Tensor) for GRU and RNN, (h, c) for LSTM.
+Hidden = TypeVar("Hidden", Tensor, tuple[Tensor, Tensor])
 
-class RNNBase(TorchTwin, nn.Module):
+
+class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
     """Shared machinery of GRU, RNN and LSTM: parameters, checks, layers × directions.
 
     Args (as ``torch.nn.RNNBase``): kind ("gru" | "rnn_tanh" | "rnn_relu" | "lstm"),
@@ -44,7 +48,11 @@ class RNNBase(TorchTwin, nn.Module):
     training mode only), bidirectional, proj_size (LSTM only), device, dtype.
     Keyword-only: reset_after (GRU variant), backend ("auto" or a name from
     ``grukit.available_backends()``).
+
+    Generic in ``Hidden``, the state's type: ``Tensor`` (GRU, RNN) or ``(h, c)`` (LSTM).
     """
+
+    weight_ih_l0: Tensor  # every layer has it (registered in __init__ with the others)
 
     def __init__(
         self,
@@ -87,7 +95,6 @@ class RNNBase(TorchTwin, nn.Module):
         self.proj_size = proj_size
         self.spec = CellSpec(kind, reset_after)
 
-        factory = {"device": device, "dtype": dtype}
         gate_size = _GATES[kind] * hidden_size
         real_hidden = proj_size or hidden_size
         directions = 2 if bidirectional else 1
@@ -98,7 +105,7 @@ class RNNBase(TorchTwin, nn.Module):
             for direction in range(directions):
                 layer_in = input_size if layer == 0 else real_hidden * directions
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = [
+                shapes: list[tuple[str, tuple[int, ...]]] = [
                     ("weight_ih", (gate_size, layer_in)),
                     ("weight_hh", (gate_size, real_hidden)),
                 ]
@@ -109,7 +116,8 @@ class RNNBase(TorchTwin, nn.Module):
                 names = []
                 for stem, shape in shapes:
                     name = stem + suffix
-                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+                    weight = torch.empty(shape, device=device, dtype=dtype)
+                    self.register_parameter(name, nn.Parameter(weight))
                     self._param_shapes[name] = shape
                     names.append(name)
                 self._flat_weights_names.extend(names)
@@ -179,75 +187,125 @@ class RNNBase(TorchTwin, nn.Module):
 
     # --- forward ---------------------------------------------------------------------
 
-    def forward(self, input: Tensor | PackedSequence | OneHot, hx=None):  # noqa: A002 (torch's)
+    @overload
+    def forward(
+        self,
+        input: Tensor | OneHot,  # noqa: A002 (torch's name)
+        hx: Hidden | None = None,
+    ) -> tuple[Tensor, Hidden]: ...
+
+    @overload
+    def forward(
+        self,
+        input: PackedSequence,  # noqa: A002
+        hx: Hidden | None = None,
+    ) -> tuple[PackedSequence, Hidden]: ...
+
+    def forward(
+        self,
+        input: Tensor | PackedSequence | OneHot,  # noqa: A002
+        hx: Hidden | None = None,
+    ) -> tuple[Tensor | PackedSequence, Hidden]:
         """Run every layer and direction.
 
-        Returns ``(output, h_n)``; LSTM ``(output, (h_n, c_n))``.
+        Returns ``(output, h_n)``; LSTM ``(output, (h_n, c_n))``; output is a
+        PackedSequence for packed input.
 
         Under ``torch.autocast`` the recurrence runs in the weights' dtype (float32), with
         autocast off inside, and the results come back in the input's dtype, as
         ``torch.nn.GRU``'s do: bfloat16 input gives bfloat16 output, float32 gives float32.
         """
         if autocast.enabled(self.weight_ih_l0):
-            return autocast.run(self._forward, self.weight_ih_l0, input, hx)
-        return self._forward(input, hx)
+            output, h_n = autocast.run(self._forward, self.weight_ih_l0, input, hx)
+        else:
+            output, h_n = self._forward(input, hx)
+        # Hidden is (h, c) exactly when kind is "lstm" (class LSTM), else h: _forward's result.
+        return output, cast(Hidden, h_n[0] if self.kind != "lstm" else (h_n[0], h_n[1]))
 
-    def _forward(self, input: Tensor | PackedSequence | OneHot, hx=None):  # noqa: A002
-        """``forward`` without autocast."""
+    if TYPE_CHECKING:  # torch types Module.__call__ as (...) -> Any; calls return forward's
+
+        @overload
+        def __call__(
+            self,
+            input: Tensor | OneHot,  # noqa: A002
+            hx: Hidden | None = None,
+        ) -> tuple[Tensor, Hidden]: ...
+
+        @overload
+        def __call__(
+            self,
+            input: PackedSequence,  # noqa: A002
+            hx: Hidden | None = None,
+        ) -> tuple[PackedSequence, Hidden]: ...
+
+        def __call__(
+            self,
+            input: Tensor | PackedSequence | OneHot,  # noqa: A002
+            hx: Hidden | None = None,
+        ) -> tuple[Tensor | PackedSequence, Hidden]: ...
+
+    def _forward(
+        self,
+        input: Tensor | PackedSequence | OneHot,  # noqa: A002
+        hx: object,
+    ) -> tuple[Tensor | PackedSequence, State]:
+        """``forward`` without autocast; the final state as a tuple (h_n,) or (h_n, c_n)."""
         owner = type(self).__name__
         self._check_parameters(owner)
         w0 = self.weight_ih_l0
-        packed = isinstance(input, PackedSequence)
-        onehot = isinstance(input, OneHot)
-        if onehot:
-            x, unbatched = self._onehot_input(owner, input)  # indices (T, N)
-            batch_sizes, batch = None, x.indices.shape[1]
+        packed = input if isinstance(input, PackedSequence) else None
+        batch_sizes: Tensor | None = None
+        first: Tensor | OneHot  # the first layer's input, time-major
+        if isinstance(input, OneHot):
+            onehot, unbatched = self._onehot_input(owner, input)  # indices (T, N)
+            batch = onehot.indices.shape[1]
             like = w0.new_empty(0, batch, self.input_size)  # dtype and device of the dense input
-        elif packed:
-            x, batch_sizes = input.data, input.batch_sizes
-            check.tensor(owner, "PackedSequence data", x)
-            if x.dim() != 2:
-                raise ValueError(f"{owner}: expected 2-D PackedSequence data, got {x.dim()}-D")
-            check.batch_sizes(owner, batch_sizes, x.shape[0])
-            batch, unbatched, like = int(batch_sizes[0]), False, x
+            first = onehot
         else:
-            x = check.tensor(owner, "input", input)
-            batch_sizes = None
-            if x.dim() not in (2, 3):
-                raise ValueError(
-                    f"{owner}: expected input of 3 dimensions (T, N, I) or 2 (T, I) unbatched, "
-                    f"got {x.dim()}-D of shape {tuple(x.shape)}"
-                )
-            unbatched = x.dim() == 2
-            if unbatched:
-                x = x.unsqueeze(1)  # (T, 1, I)
-            elif self.batch_first:
-                x = x.transpose(0, 1)  # (T, N, I)
-            if x.shape[0] == 0:
-                raise ValueError(f"{owner}: expected a non-empty sequence (T >= 1), got T = 0")
-            batch, like = x.shape[1], x
-        if not onehot:
+            if packed is not None:
+                x, batch_sizes = packed.data, packed.batch_sizes
+                check.tensor(owner, "PackedSequence data", x)
+                if x.dim() != 2:
+                    raise ValueError(f"{owner}: expected 2-D PackedSequence data, got {x.dim()}-D")
+                check.batch_sizes(owner, batch_sizes, x.shape[0])
+                batch, unbatched = int(batch_sizes[0]), False
+            else:
+                x = check.tensor(owner, "input", input)
+                if x.dim() not in (2, 3):
+                    raise ValueError(
+                        f"{owner}: expected input of 3 dimensions (T, N, I) or 2 (T, I) "
+                        f"unbatched, got {x.dim()}-D of shape {tuple(x.shape)}"
+                    )
+                unbatched = x.dim() == 2
+                if unbatched:
+                    x = x.unsqueeze(1)  # (T, 1, I)
+                elif self.batch_first:
+                    x = x.transpose(0, 1)  # (T, N, I)
+                if x.shape[0] == 0:
+                    raise ValueError(f"{owner}: expected a non-empty sequence (T >= 1), got T = 0")
+                batch = x.shape[1]
             check.like_weights(owner, "input", x, w0)
             if x.shape[-1] != self.input_size:
                 raise ValueError(
                     f"{owner}: expected input with {self.input_size} features (input_size), "
                     f"got {x.shape[-1]}"
                 )
+            like = first = x
         states = self._initial_state(owner, hx, batch, unbatched, like)
-        if packed and input.sorted_indices is not None:
-            states = tuple(s.index_select(1, input.sorted_indices) for s in states)
+        if packed is not None and packed.sorted_indices is not None:
+            states = tuple(s.index_select(1, packed.sorted_indices) for s in states)
 
         mod = resolve(owner, self.backend, self.spec, like)
-        if onehot and not getattr(mod, "accepts_onehot", False):
-            x = x.dense(w0.dtype)  # (T, N, I): this backend multiplies the one-hot rows
-        output, finals = x, []
+        if isinstance(first, OneHot) and not mod.accepts_onehot:
+            first = first.dense(w0.dtype)  # (T, N, I): this backend multiplies the one-hot rows
+        layer_in, finals = first, []
         for layer in range(self.num_layers):
             outs = []
             for direction in range(self.num_directions):
                 idx = layer * self.num_directions + direction
                 out, fin = mod.run(
                     self.spec,
-                    output,
+                    layer_in,
                     batch_sizes,
                     tuple(s[idx] for s in states),
                     self._weights(layer, direction),
@@ -258,20 +316,19 @@ class RNNBase(TorchTwin, nn.Module):
             output = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (…, D·P)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 output = nn.functional.dropout(output, self.dropout, training=True)
+            layer_in = output
         h_n = tuple(torch.stack([f[k] for f in finals]) for k in range(len(states)))  # (D·L, N, ·)
 
-        if packed:
-            if input.unsorted_indices is not None:
-                h_n = tuple(s.index_select(1, input.unsorted_indices) for s in h_n)
-            result = PackedSequence(
-                output, batch_sizes, input.sorted_indices, input.unsorted_indices
+        if packed is not None:
+            if packed.unsorted_indices is not None:
+                h_n = tuple(s.index_select(1, packed.unsorted_indices) for s in h_n)
+            return (
+                PackedSequence(output, batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+                h_n,
             )
-        elif unbatched:
-            result = output.squeeze(1)  # (T, D·P)
-            h_n = tuple(s.squeeze(1) for s in h_n)  # (D·L, ·)
-        else:
-            result = output.transpose(0, 1) if self.batch_first else output  # (N, T, D·P)
-        return result, (h_n if self.kind == "lstm" else h_n[0])
+        if unbatched:
+            return output.squeeze(1), tuple(s.squeeze(1) for s in h_n)  # (T, D·P), (D·L, ·)
+        return (output.transpose(0, 1) if self.batch_first else output), h_n  # (N, T, D·P)
 
     def _onehot_input(self, owner: str, input: OneHot) -> tuple[OneHot, bool]:  # noqa: A002
         """One-hot input as indices checked and put time-major: (OneHot (T, N), unbatched).
@@ -300,7 +357,9 @@ class RNNBase(TorchTwin, nn.Module):
             raise ValueError(f"{owner}: expected a non-empty sequence (T >= 1), got T = 0")
         return x, unbatched
 
-    def _initial_state(self, owner: str, hx, batch: int, unbatched: bool, x: Tensor) -> State:
+    def _initial_state(
+        self, owner: str, hx: object, batch: int, unbatched: bool, x: Tensor
+    ) -> State:
         """Zeros when hx is None, else hx checked and given a batch axis: (D·L, N, ·)…"""
         rows = self.num_layers * self.num_directions
         sizes = self._state_sizes
@@ -316,8 +375,8 @@ class RNNBase(TorchTwin, nn.Module):
         else:
             parts = (hx,)
         out = []
-        for name, part, size in zip(names, parts, sizes, strict=False):
-            check.tensor(owner, name, part)
+        for name, value, size in zip(names, parts, sizes, strict=False):
+            part = check.tensor(owner, name, value)
             expected = (rows, size) if unbatched else (rows, batch, size)
             if part.dim() != len(expected):
                 kind = "unbatched" if unbatched else "batched"
@@ -331,7 +390,7 @@ class RNNBase(TorchTwin, nn.Module):
         return tuple(out)
 
 
-class GRU(RNNBase):
+class GRU(RNNBase[Tensor]):
     r"""Multi-layer gated recurrent unit (Cho et al. 2014, arXiv:1406.1078).
 
     For each element of the input sequence, each layer computes
@@ -382,7 +441,7 @@ class GRU(RNNBase):
         )
 
 
-class RNN(RNNBase):
+class RNN(RNNBase[Tensor]):
     r"""Multi-layer Elman RNN: :math:`h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})`,
     :math:`\phi` = tanh or relu (``grukit.functional.rnn_cell``).
 
@@ -421,7 +480,7 @@ class RNN(RNNBase):
         )
 
 
-class LSTM(RNNBase):
+class LSTM(RNNBase[tuple[Tensor, Tensor]]):
     r"""Multi-layer long short-term memory (``grukit.functional.lstm_cell``; gates i, f, g, o).
 
     .. math::

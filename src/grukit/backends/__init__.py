@@ -7,22 +7,22 @@
     torch      torch's own kernels, where they compute the same function.
     auto       the fastest of these that is available and exact for the configuration.
 
-Every backend module has ``name``, ``available()``, ``supports(spec, x)`` and ``run``
-(the contract is in ``grukit.backends.spec``).
+Every backend module has ``name``, ``accepts_onehot``, ``available()``, ``supports(spec, x)``
+and ``run``: the ``Backend`` Protocol of ``grukit.backends.spec``.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import torch
 from torch import Tensor
 
+from .. import _typed_torch
 from . import fused, native, ops, reference, torch_builtin
-from .spec import CellSpec, Weights, reverse_packed_index
+from .spec import Backend, CellSpec, Weights, reverse_packed_index
 
 __all__ = [
     "BACKENDS",
+    "Backend",
     "CellSpec",
     "Weights",
     "available_backends",
@@ -37,7 +37,7 @@ __all__ = [
 #: native first (CPU GRU); torch before fused: torch's kernels are faster than the torch-op
 #: loops where they compute the same function (every cell but the reset_after=False GRU;
 #: cuDNN on CUDA), and fused covers the rest on any device.
-BACKENDS: dict[str, ModuleType] = {
+BACKENDS: dict[str, Backend] = {
     native.name: native,
     torch_builtin.name: torch_builtin,
     fused.name: fused,
@@ -74,7 +74,7 @@ def under_torch_func() -> bool:
     return not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active()
 
 
-def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> ModuleType:
+def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> Backend:
     """The backend module that runs ``spec`` on tensors like ``x``.
 
     Under ``torch.func`` transforms the reference loop (``under_torch_func``); during ONNX
@@ -82,7 +82,7 @@ def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> ModuleType:
     ``grukit::gru`` operator, torch's kernels), whatever ``backend`` says: same function."""
     if under_torch_func():
         return reference
-    if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+    if torch.onnx.is_in_onnx_export() or _typed_torch.is_tracing():
         # One call per layer direction that ONNX maps to its GRU / RNN / LSTM operators and
         # a jit trace replays at any length; a Python loop would be traced unrolled.
         return fused if spec.kind == "gru" else torch_builtin

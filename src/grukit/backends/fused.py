@@ -24,14 +24,16 @@ Contract and shapes: ``grukit.backends.spec``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import _typed_torch
 from ..onehot import OneHot, projection, projection_weight_grad
-from .spec import CellSpec, Weights
+from .spec import CellSpec, State, Weights
 
 name = "fused"
 
@@ -292,8 +294,14 @@ def backward_loops(
     return dgi, dghn, dh0, hprev
 
 
+#: loops_backward(dout, dh_n, gates, hn, out, h0, w_hh) -> (dgi, dghn, dh0, hprev)
+LoopsBackward = Callable[
+    [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor, Tensor]
+]
+
+
 def backward_rows(
-    loops_backward: Any,
+    loops_backward: LoopsBackward,
     saved: tuple[Tensor | None, ...],
     dout: Tensor,
     dh_n: Tensor,
@@ -405,7 +413,7 @@ class GRUFunction(torch.autograd.Function):
     with ``create_graph`` it returns ``differentiable_grads``."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: Tensor,
         h0: Tensor,
@@ -437,8 +445,13 @@ class GRUFunction(torch.autograd.Function):
             )
         else:
 
-            def run_loops(*a: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-                return backward_loops(loops, *a, batch_sizes, reverse, reset_after)
+            def run_loops(
+                dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, out: Tensor,
+                h0: Tensor, w_hh: Tensor,
+            ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+                return backward_loops(
+                    loops, dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse, reset_after
+                )
 
             saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn)
             grads = backward_rows(
@@ -453,7 +466,7 @@ def traced() -> bool:
     operator ``grukit::gru``, which these tools see as one op with fake kernels and
     registered autograd. In plain eager mode the same functions are called directly,
     which saves the operator's ~17 µs dispatch per call (a one-step stream is ~60 µs)."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if torch.compiler.is_compiling() or _typed_torch.is_tracing():
         return True
     return torch._C._len_torch_dispatch_stack() > 0 or torch._C._are_functorch_transforms_active()
 
@@ -477,7 +490,7 @@ def gru_direction(
     if traced():
         # jit.trace checks its graph under no_grad: a traced graph must not depend on grad
         # mode, so it keeps no gates and its backward recomputes them (exact, slower).
-        save = grad and not torch.jit.is_tracing()
+        save = grad and not _typed_torch.is_tracing()
         out, h_n, _, _ = torch.ops.grukit.gru(
             *tensors, batch_sizes, reverse, reset_after, save, loops
         )
@@ -485,7 +498,11 @@ def gru_direction(
     rows, sizes, shape = as_rows(x, batch_sizes)
     impl = LOOPS[loops]
     if grad:
-        out, h_n = GRUFunction.apply(rows, *tensors[1:], sizes, reverse, reset_after, impl)
+        # torch leaves Function.apply unannotated; GRUFunction.forward gives the result's type.
+        result: tuple[Tensor, Tensor] = GRUFunction.apply(  # type: ignore[no-untyped-call]
+            rows, *tensors[1:], sizes, reverse, reset_after, impl
+        )
+        out, h_n = result
     else:
         out, h_n, _, _ = forward_rows(impl, rows, *tensors[1:], sizes, reverse, reset_after, False)
     if shape is not None:
@@ -498,11 +515,11 @@ def run_with(
     spec: CellSpec,
     x: Tensor | OneHot,
     batch_sizes: Tensor | None,
-    state: tuple[Tensor, ...],
+    state: State,
     weights: Weights,
     *,
     reverse: bool = False,
-) -> tuple[Tensor, tuple[Tensor, ...]]:
+) -> tuple[Tensor, State]:
     """The backend contract (``grukit.backends.spec``) on top of the loops named ``loops``."""
     if spec.kind != "gru":
         raise ValueError(f"{name} backend: computes only the GRU, got cell kind {spec.kind!r}")
@@ -523,12 +540,12 @@ def supports(spec: CellSpec, x: Tensor) -> bool:
 
 def run(
     spec: CellSpec,
-    x: Tensor,
+    x: Tensor | OneHot,
     batch_sizes: Tensor | None,
-    state: tuple[Tensor, ...],
+    state: State,
     weights: Weights,
     *,
     reverse: bool = False,
-) -> tuple[Tensor, tuple[Tensor, ...]]:
+) -> tuple[Tensor, State]:
     """One direction of one GRU layer through ``GRUFunction`` with the torch-op loops."""
     return run_with("torch", spec, x, batch_sizes, state, weights, reverse=reverse)

@@ -161,8 +161,14 @@ def _backward(ctx: Any, dout: Tensor, dh_n: Tensor, *_internal: Tensor) -> tuple
         rows, sizes, padded = fused.as_rows(x, batch_sizes)
         flat_dout = dout.reshape(rows.shape[0], dout.shape[-1])  # (S, H)
 
-        def run_loops(*a: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-            return torch.ops.grukit.gru_backward_loops(*a, sizes, reverse, reset_after, loops)
+        def run_loops(
+            dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, out: Tensor, h0: Tensor,
+            w_hh: Tensor,
+        ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+            dgi, dghn, dh0, hprev = torch.ops.grukit.gru_backward_loops(
+                dout, dh_n, gates, hn, out, h0, w_hh, sizes, reverse, reset_after, loops
+            )
+            return dgi, dghn, dh0, hprev
 
         flat_out = out.reshape(rows.shape[0], out.shape[-1])  # (S, H)
         saved = (rows, h0, w_ih, w_hh, b_ih, flat_out, gates, hn)

@@ -12,14 +12,13 @@ import torch
 from torch import Tensor
 
 from .. import functional as F
-from .spec import CellSpec, Weights
+from ..onehot import OneHot
+from .spec import CellSpec, State, Weights, dense_input
 
 name = "reference"
 
 #: Takes no ``OneHot`` input: the layer hands it the dense one-hot tensor.
 accepts_onehot = False
-
-State = tuple[Tensor, ...]
 
 
 def available() -> bool:
@@ -48,7 +47,7 @@ def step_function(spec: CellSpec) -> Callable[[Tensor, State, Weights], State]:
 
 def run(
     spec: CellSpec,
-    x: Tensor,
+    x: Tensor | OneHot,
     batch_sizes: Tensor | None,
     state: State,
     weights: Weights,
@@ -60,6 +59,7 @@ def run(
     Under ``torch.compile`` padded input runs the same steps through ``scan`` (torch's
     higher-order op), so the graph holds one loop of symbolic length instead of T unrolled
     steps: no recompilation per sequence length."""
+    x = dense_input(name, x)
     step = step_function(spec)
     if batch_sizes is None and torch.compiler.is_compiling():
         return _scan(step, x, state, weights, reverse)

@@ -18,15 +18,19 @@ S = sum(batch_sizes) rows of packed data):
     output       (T, N, H or P) or (S, H or P): the hidden state after every step.
     state_n      the final state, same form as ``state``; for packed input, each
                  sequence's state after its own last step.
+
+``Backend`` is that contract as a Protocol; the backend modules satisfy it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+from ..onehot import OneHot
 
 KINDS = ("gru", "rnn_tanh", "rnn_relu", "lstm")
 
@@ -52,6 +56,53 @@ class Weights(NamedTuple):
     b_ih: Tensor | None = None
     b_hh: Tensor | None = None
     w_hr: Tensor | None = None
+
+
+State = tuple[Tensor, ...]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend (a module: ``grukit.backends.reference``, ``torch_builtin``,
+    ``fused``, ``native``) provides; shapes in this module's docstring.
+
+    name            the ``backend=`` string that selects it.
+    accepts_onehot  whether ``run`` takes a ``OneHot`` as the first layer's input (then it
+                    gathers W_ih's columns); when False the layer hands it the dense
+                    one-hot tensor, and ``run`` raises TypeError for a ``OneHot``.
+    available()     whether it can run on this machine (the native one builds on first call).
+    supports(spec, x)  whether it computes ``spec`` exactly on tensors like x (T, N, I).
+    run(...)        one direction of one layer over time.
+    """
+
+    name: str
+    accepts_onehot: bool
+
+    def available(self) -> bool: ...
+
+    def supports(self, spec: CellSpec, x: Tensor) -> bool: ...
+
+    def run(
+        self,
+        spec: CellSpec,
+        x: Tensor | OneHot,
+        batch_sizes: Tensor | None,
+        state: State,
+        weights: Weights,
+        *,
+        reverse: bool = False,
+    ) -> tuple[Tensor, State]: ...
+
+
+def dense_input(backend: str, x: Tensor | OneHot) -> Tensor:
+    """x itself for a backend with ``accepts_onehot = False``; TypeError naming it for a
+    ``OneHot``, which the layer densifies before such a backend sees it."""
+    if isinstance(x, OneHot):
+        raise TypeError(
+            f"{backend} backend: expected x as a Tensor (accepts_onehot is False), got OneHot; "
+            "pass x.dense(dtype)"
+        )
+    return x
 
 
 def reverse_packed_index(batch_sizes: Tensor) -> Tensor:

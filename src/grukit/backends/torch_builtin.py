@@ -7,11 +7,15 @@ Contract and shapes: ``grukit.backends.spec``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
+from .. import _typed_torch
+from ..onehot import OneHot
 from . import reference
-from .spec import CellSpec, Weights, reverse_packed_index
+from .spec import CellSpec, State, Weights, dense_input, reverse_packed_index
 
 name = "torch"
 
@@ -22,7 +26,9 @@ accepts_onehot = False
 #: ONNX RNN / LSTM nodes, so they must not be replaced by a scan of the cell.
 keep_kernels_when_compiling = False
 
-_VF_FUNCTIONS = {
+#: Each takes (x, [batch_sizes,] hx, params, has_biases, num_layers, dropout, train,
+#: bidirectional[, batch_first]) and returns (output, h_n) or, for LSTM, (output, h_n, c_n).
+_VF_FUNCTIONS: dict[str, Callable[..., tuple[Tensor, ...]]] = {
     "gru": torch._VF.gru,
     "rnn_tanh": torch._VF.rnn_tanh,
     "rnn_relu": torch._VF.rnn_relu,
@@ -40,18 +46,19 @@ def supports(spec: CellSpec, x: Tensor) -> bool:
 
 def run(
     spec: CellSpec,
-    x: Tensor,
+    x: Tensor | OneHot,
     batch_sizes: Tensor | None,
-    state: tuple[Tensor, ...],
+    state: State,
     weights: Weights,
     *,
     reverse: bool = False,
-) -> tuple[Tensor, tuple[Tensor, ...]]:
+) -> tuple[Tensor, State]:
     """One direction of one layer through torch's single-layer kernel.
 
     The reverse direction runs the forward kernel on time-reversed sequences
     (each packed sequence reversed within its own length) and reverses back.
     """
+    x = dense_input(name, x)
     if not supports(spec, x):
         raise ValueError("torch backend: GRU with reset_after=False is not a torch kernel")
     compiling = torch.compiler.is_compiling() and not (
@@ -76,7 +83,7 @@ def run(
     fn = _VF_FUNCTIONS[spec.kind]
     # torch's train flag only keeps the backward's workspace (no dropout here: one layer);
     # under jit.trace it must not follow grad mode, which the trace check flips to no_grad.
-    train = torch.is_grad_enabled() or torch.jit.is_tracing()
+    train = torch.is_grad_enabled() or _typed_torch.is_tracing()
     if batch_sizes is None:
         res = fn(x, hx_arg, flat, has_bias, 1, 0.0, train, False, False)
     else:

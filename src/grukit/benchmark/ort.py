@@ -30,6 +30,8 @@ def ort_available() -> bool:
     """Whether onnx and onnxruntime both import."""
     try:
         import onnx  # noqa: F401
+
+        # onnxruntime ships no annotations (mypy: import-untyped); later imports are then Any.
         import onnxruntime  # noqa: F401
     except ImportError:
         return False

@@ -89,14 +89,16 @@ def _layer_contender(name: str, m: nn.Module, x: Tensor, h0: Tensor, g: Tensor) 
         return m(x, h0)
 
     def forward() -> Tensor:
-        return m(xg, h0)[0]  # (T, N, H)
+        out: Tensor = m(xg, h0)[0]  # (T, N, H)
+        return out
 
     def train() -> object:
         return torch.autograd.grad(forward(), [xg, *params], g)
 
     def output() -> Tensor:
         with torch.no_grad():
-            return m(x, h0)[0]  # (T, N, H)
+            out: Tensor = m(x, h0)[0]  # (T, N, H)
+        return out
 
     return Contender(name, infer, train, output, lambda: saved_bytes(forward, [xg, h0, g, *params]))
 
@@ -111,14 +113,16 @@ def _cell_contender(name: str, cell: nn.Module, x: Tensor, h0: Tensor, g: Tensor
         return cell(x1, h1)
 
     def forward() -> Tensor:
-        return cell(xg, h1)  # (N, H)
+        h: Tensor = cell(xg, h1)  # (N, H)
+        return h
 
     def train() -> object:
         return torch.autograd.grad(forward(), [xg, *params], g1)
 
     def output() -> Tensor:
         with torch.no_grad():
-            return cell(x1, h1).unsqueeze(0)  # (1, N, H)
+            h: Tensor = cell(x1, h1)  # (N, H)
+        return h.unsqueeze(0)  # (1, N, H)
 
     return Contender(
         name, infer, train, output, lambda: saved_bytes(forward, [xg, h1, g1, *params])
@@ -182,6 +186,7 @@ def build_contenders(
     h_prev = torch.randn(T, N, H, generator=gen)  # (T, N, H)
     dgi = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)
     dgh = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)
-    bound = GemmBound(x, h_prev, ref.weight_ih_l0, ref.weight_hh_l0, dgi, dgh)
+    w_ih, w_hh = ref.get_parameter("weight_ih_l0"), ref.get_parameter("weight_hh_l0")
+    bound = GemmBound(x, h_prev, w_ih, w_hh, dgi, dgh)
     contenders.append(Contender(GEMM, bound.inference, bound.training, None, None))
     return contenders, notes

@@ -70,7 +70,10 @@ class BenchConfig:
 
 def _max_error(contenders: list[Contender]) -> dict[str, float]:
     """max |output − nn.GRU's output| for every contender that has an output."""
-    ref = contenders[0].output()  # (T, N, H), nn.GRU
+    reference = contenders[0].output
+    if reference is None:
+        raise ValueError("_max_error: expected the first contender (nn.GRU) to have an output")
+    ref = reference()  # (T, N, H), nn.GRU
     errors = {}
     for c in contenders[1:]:
         if c.output is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Literal
 
 import numpy as np
 
@@ -24,8 +25,12 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _MONTH_RE = re.compile(r"^(\d{4})[-/](\d{1,2})$")
 _COMPACT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 #: text length → (NumPy unit to parse at, unit to print back at, ours)
-_FAST = {7: ("M", "M", MONTH), 10: ("D", "D", SECOND), 16: ("m", "m", SECOND)}
-_FAST[19] = ("s", "s", SECOND)
+_FAST: dict[int, tuple[str, Literal["M", "D", "m", "s"], int]] = {
+    7: ("M", "M", MONTH),
+    10: ("D", "D", SECOND),
+    16: ("m", "m", SECOND),
+    19: ("s", "s", SECOND),
+}
 _YEAR_ONE = np.datetime64("0001-01-01", "s")  # Python's datetime starts here
 
 
@@ -109,7 +114,7 @@ _DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int6
 
 def _number(d: np.ndarray, at: int, width: int) -> np.ndarray:
     """(n,) int64 of the decimal digits d[at : at + width] (d: (w, n) digit values)."""
-    out = d[at].astype(np.int64)
+    out: np.ndarray = d[at].astype(np.int64)
     for k in range(at + 1, at + width):
         out = out * 10 + d[k]
     return out

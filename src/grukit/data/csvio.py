@@ -150,8 +150,9 @@ class _Builder:
     def flush(self, rows: list[list[str]], lines: np.ndarray) -> None:
         """Convert ``rows`` (full width; their lines ``lines`` (n,)) into one chunk of each
         array; rows with no text at all are blank lines and dropped."""
-        cols = [_numbers_fast([r[i] for r in rows]) for i in self.col_idx]
-        if any(c is None for c in cols):  # missing or bad cells: the exact rules, cell by cell
+        fast = [_numbers_fast([r[i] for r in rows]) for i in self.col_idx]
+        cols = [c for c in fast if c is not None]
+        if len(cols) < len(fast):  # missing or bad cells: the exact rules, cell by cell
             keep = [bool("".join(r).strip()) for r in rows]
             if not all(keep):
                 rows = [r for r, k in zip(rows, keep, strict=True) if k]
@@ -181,7 +182,7 @@ class _Builder:
 
 
 def read_table(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     columns: Sequence[str],
     *,
     date_column: str | None = None,

@@ -70,7 +70,7 @@ class Series:
     unit: str = ""
 
     def __len__(self) -> int:
-        return self.values.shape[0]
+        return int(self.values.shape[0])
 
     def times(self) -> list[Any]:
         """x values for plots: datetimes, or 0..T−1."""
@@ -81,8 +81,8 @@ class Series:
     def future(self, horizon: int) -> tuple[list[Any], list[str]]:
         """(x values, labels) of the ``horizon`` steps after the last one."""
         if self.timeline is None:
-            xs = list(range(len(self), len(self) + horizon))
-            return xs, [str(x) for x in xs]
+            rows = list(range(len(self), len(self) + horizon))
+            return rows, [str(x) for x in rows]
         last, step = int(self.timeline.ordinals[-1]), self.timeline.step
         ords = [last + step * (k + 1) for k in range(horizon)]
         xs = [self.timeline.to_datetime(o) for o in ords]
@@ -200,7 +200,7 @@ def _from_table(table: Table, name: str, unit: str = "") -> Series:
             f"the widest: {b!r} after {a!r}, {gap:,} steps of {timeline.label()} missing "
             f"between them"
         ) from None
-    if timeline is not None:
+    if timeline is not None and ords is not None:  # ords is None exactly without a timeline
         timeline = Timeline(timeline.unit, timeline.step, ords)
     return Series(
         name=name,
@@ -215,7 +215,7 @@ def _from_table(table: Table, name: str, unit: str = "") -> Series:
 
 
 def load_csv(
-    path: str | os.PathLike, columns: list[str], *, date_column: str | None = None
+    path: str | os.PathLike[str], columns: list[str], *, date_column: str | None = None
 ) -> Series:
     """A user's CSV: ``columns`` (the first is the target) and optional ``date_column``."""
     name = os.path.basename(str(path))
@@ -348,11 +348,13 @@ class Scaler:
         return cls(mean=mean, std=std)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.mean) / self.std
+        z: np.ndarray = (x - self.mean) / self.std
+        return z
 
     def inverse(self, z: np.ndarray, column: int = 0) -> np.ndarray:
         """Scaled values of one ``column`` (any shape) back to its units."""
-        return z * self.std[column] + self.mean[column]
+        x: np.ndarray = z * self.std[column] + self.mean[column]
+        return x
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}

@@ -66,7 +66,7 @@ def read_time_machine() -> str:
     return data.decode("ascii")
 
 
-def read_text(path: str | os.PathLike) -> str:
+def read_text(path: str | os.PathLike[str]) -> str:
     """A UTF-8 text file's contents; missing, empty, binary (a NUL byte) or non-UTF-8 files
     raise naming the path."""
     p = Path(path)
@@ -136,7 +136,7 @@ class Vocab:
 
 
 def load_corpus(
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike[str] | None = None,
     *,
     letters_only: bool = True,
     max_tokens: int | None = None,

@@ -157,7 +157,8 @@ def to_numpy(fn: str, t: Tensor) -> np.ndarray:
             f"{fn}: expected float16/float32/float64 weights (NumPy has no {t.dtype}), "
             f"got {t.dtype}; convert the module first, e.g. .float()"
         )
-    return t.detach().cpu().numpy().copy()
+    copy: np.ndarray = t.detach().cpu().numpy().copy()
+    return copy
 
 
 def to_state_dict(sfx: str, weights: LayerWeights) -> dict[str, Tensor]:

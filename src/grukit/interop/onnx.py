@@ -148,7 +148,10 @@ def _unused(g: Any) -> Any:
     return n
 
 
-torch.onnx.register_custom_op_symbolic("grukit::gru", _gru_symbolic, _MIN_OPSET)
+# torch.onnx imports register_custom_op_symbolic without listing it in __all__.
+torch.onnx.register_custom_op_symbolic(  # type: ignore[attr-defined]
+    "grukit::gru", _gru_symbolic, _MIN_OPSET
+)
 
 
 # --- dynamo exporter ----------------------------------------------------------------------
@@ -170,7 +173,11 @@ def _gru_onnxscript(
     """onnxscript translation of ``grukit::gru`` (trace-only): one ONNX GRU node."""
     import numpy as np
     import onnx_ir as ir
-    from onnxscript import opset18 as op
+    from onnxscript import opset18
+
+    # Traced, not compiled: onnxscript turns the Python ints and lists below into constants,
+    # which its opset signatures (typed for its tensor types only) do not model.
+    op: Any = opset18
 
     if batch_sizes is not None:
         raise ValueError(
@@ -245,8 +252,11 @@ def _onnx_rnn(kind: str) -> Callable[..., Any]:
         if num_layers != 1 or bidirectional or batch_first or len(params) != 2 + 2 * has_biases:
             if original is None:
                 raise ValueError(f"grukit ONNX export: cannot export aten::{kind} of this form")
-            return original(input, hx, params, has_biases, num_layers, dropout, train,
-                            bidirectional, batch_first)  # fmt: skip
+            result: tuple[Tensor, ...] = original(
+                input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+                batch_first,
+            )  # fmt: skip
+            return result
         h0 = hx[0] if kind == "lstm" else hx  # (1, N, H)
         T, N, H = input.shape[0], input.shape[1], h0.shape[-1]
 
@@ -302,10 +312,11 @@ def _rnn_kernels_as_onnx() -> Iterator[dict[Any, Callable[..., Any]]]:
     finally:
         torch_builtin.keep_kernels_when_compiling = False
         for kind, op in _ATEN_RNN.items():
-            if saved[kind] is None:
+            previous = saved[kind]
+            if previous is None:
                 op.py_kernels.pop(key, None)
             else:
-                op.py_kernels[key] = saved[kind]
+                op.py_kernels[key] = previous
             op._dispatch_cache.clear()
 
 
@@ -336,7 +347,11 @@ class _Exportable(nn.Module):
         return (y, *s) if isinstance(s, tuple) else (y, s)
 
 
-def _describe(module: nn.Module, initial_state: bool) -> tuple[str, str | None, list, list]:
+#: (name, {axis: dim name}) of every input or output of the exported graph.
+Axes = list[tuple[str, dict[int, str]]]
+
+
+def _describe(module: nn.Module, initial_state: bool) -> tuple[str, str | None, Axes, Axes]:
     """(role, recurrent kind, [(input name, {axis: dim name})], [(output name, axes)])."""
     from ..cells import GRUCell, LSTMCell, RNNCell
     from ..layers import RNNBase
@@ -364,8 +379,8 @@ def _describe(module: nn.Module, initial_state: bool) -> tuple[str, str | None, 
         lstm = isinstance(module, LSTMCell)
         state = [(n, {0: "N"}) for n in ("hx", "cx")[: 2 if lstm else 1]]
         outs = [(n, {0: "N"}) for n in ("h", "c")[: len(state)]]
-        kind = "gru" if isinstance(module, GRUCell) else None  # RNN/LSTM cells: plain ops
-        return "cell", kind, [("input", {0: "N"}), *state * initial_state], outs
+        gru = "gru" if isinstance(module, GRUCell) else None  # RNN/LSTM cells: plain ops
+        return "cell", gru, [("input", {0: "N"}), *state * initial_state], outs
     raise TypeError(
         "export_onnx: expected a grukit GRU/RNN/LSTM layer, GRUCell/RNNCell/LSTMCell, CharLM "
         f"or Forecaster, got {type(module).__name__}"
@@ -376,15 +391,20 @@ def _example_state(module: nn.Module, role: str, x: Tensor, n_state: int) -> lis
     """Random initial states matching ``x`` (a state input's example)."""
     if n_state == 0:
         return []
+    from ..cells import RNNCellBase
+    from ..layers import RNNBase
+    from ..models.charlm import CharLM
+
     w = next(module.parameters())
-    if role == "cell":
+    if isinstance(module, RNNCellBase):  # role "cell"
         shape: tuple[int, ...] = (x.shape[0], module.hidden_size)
-    elif role == "charlm":
+    elif isinstance(module, CharLM):
         shape = (module.num_layers, x.shape[0], module.hidden_size)
+    elif isinstance(module, RNNBase):
+        batch = x.shape[0] if module.batch_first else x.shape[1]
+        shape = (module.num_layers * module.num_directions, batch, module.hidden_size)
     else:
-        rnn: Any = module
-        batch = x.shape[0] if rnn.batch_first else x.shape[1]
-        shape = (rnn.num_layers * rnn.num_directions, batch, rnn.hidden_size)
+        raise TypeError(f"export_onnx: no initial state for a {type(module).__name__} ({role})")
     return [torch.randn(shape, dtype=w.dtype, device=w.device) for _ in range(n_state)]
 
 
@@ -410,7 +430,7 @@ def _check_graph(path: Path, kind: str | None) -> None:
 
 def export_onnx(
     module: nn.Module,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     example_input: Tensor,
     *,
     initial_state: bool = True,
@@ -496,7 +516,7 @@ def export_onnx(
 
 
 def _export_dynamo(
-    wrapper: nn.Module, args: tuple[Tensor, ...], tmp: Path, inputs: list, outputs: list, opset: int
+    wrapper: nn.Module, args: tuple[Tensor, ...], tmp: Path, inputs: Axes, outputs: Axes, opset: int
 ) -> None:
     """torch.export with dynamic batch and length, then torch's ONNX translation."""
     names = ("x", "h0", "c0")

@@ -108,10 +108,12 @@ def _to_onnx(
         same_dtype(fn, {"forward": fwd.w_ih, "reverse": rev.w_ih})
     W = torch.stack([reorder(p.w_ih, order) for p in per])  # (D, G·H, I)
     R = torch.stack([reorder(p.w_hh, order) for p in per])  # (D, G·H, H)
+    # b_ih and b_hh are both set or both None (LayerWeights), alike in every direction.
+    biases = [(p.b_ih, p.b_hh) for p in per if p.b_ih is not None and p.b_hh is not None]
     B = None
-    if per[0].b_ih is not None:
+    if biases:
         B = torch.stack(
-            [torch.cat([reorder(p.b_ih, order), reorder(p.b_hh, order)]) for p in per]
+            [torch.cat([reorder(b_ih, order), reorder(b_hh, order)]) for b_ih, b_hh in biases]
         )  # (D, 2·G·H)
     return to_numpy(fn, W), to_numpy(fn, R), None if B is None else to_numpy(fn, B)
 

@@ -18,8 +18,10 @@ is registered in torch's global tables.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict, TypeVar
 
+import torch
 from torch import nn
 
 from ..cells import GRUCell, LSTMCell, RNNCell
@@ -29,14 +31,29 @@ __all__ = ["to_torch", "from_torch", "dynamic_quant_mapping"]
 
 GrukitModule = GRU | RNN | LSTM | GRUCell | RNNCell | LSTMCell
 TorchModule = nn.GRU | nn.RNN | nn.LSTM | nn.GRUCell | nn.RNNCell | nn.LSTMCell
+Target = TypeVar("Target", bound=nn.Module)
 
 
-def _factory(module: nn.Module) -> dict:
-    w = module.weight_ih_l0 if hasattr(module, "weight_ih_l0") else module.weight_ih
+class _Factory(TypedDict):
+    device: torch.device
+    dtype: torch.dtype
+
+
+class _LayerArgs(TypedDict):
+    num_layers: int
+    bias: bool
+    batch_first: bool
+    dropout: float
+    bidirectional: bool
+
+
+def _factory(module: nn.Module) -> _Factory:
+    """The device and dtype of ``module``'s first input weight."""
+    w = module.get_parameter("weight_ih_l0" if hasattr(module, "weight_ih_l0") else "weight_ih")
     return {"device": w.device, "dtype": w.dtype}
 
 
-def _copy_into(target: nn.Module, source: nn.Module) -> nn.Module:
+def _copy_into(target: Target, source: nn.Module) -> Target:
     """``target`` with ``source``'s parameter values, requires_grad flags and mode."""
     target.load_state_dict(source.state_dict())
     wanted = dict(source.named_parameters())
@@ -45,7 +62,7 @@ def _copy_into(target: nn.Module, source: nn.Module) -> nn.Module:
     return target.train(source.training)
 
 
-def _layer_args(m: nn.Module) -> dict:
+def _layer_args(m: nn.RNNBase | GRU | RNN | LSTM) -> _LayerArgs:
     return {
         "num_layers": m.num_layers,
         "bias": m.bias,
@@ -55,7 +72,7 @@ def _layer_args(m: nn.Module) -> dict:
     }
 
 
-def to_torch(module: GrukitModule) -> TorchModule:
+def to_torch(module: object) -> TorchModule:
     """The ``torch.nn`` module computing the same function as a grukit GRU, RNN, LSTM,
     GRUCell, RNNCell or LSTMCell: same constructor arguments (num_layers, bias,
     batch_first, dropout, bidirectional, proj_size, nonlinearity), a copy of the weights on
@@ -75,8 +92,9 @@ def to_torch(module: GrukitModule) -> TorchModule:
         )
     factory = _factory(module)
     sizes = (module.input_size, module.hidden_size)
+    twin: TorchModule
     if isinstance(module, GRU):
-        twin: nn.Module = nn.GRU(*sizes, **_layer_args(module), **factory)
+        twin = nn.GRU(*sizes, **_layer_args(module), **factory)
     elif isinstance(module, RNN):
         twin = nn.RNN(*sizes, nonlinearity=module.nonlinearity, **_layer_args(module), **factory)
     elif isinstance(module, LSTM):
@@ -90,7 +108,7 @@ def to_torch(module: GrukitModule) -> TorchModule:
     return _copy_into(twin, module)
 
 
-def from_torch(module: TorchModule, *, backend: str = "auto") -> GrukitModule:
+def from_torch(module: nn.Module, *, backend: str = "auto") -> GrukitModule:
     """The grukit module computing the same function as a ``torch.nn`` GRU, RNN, LSTM,
     GRUCell, RNNCell or LSTMCell: same constructor arguments, a copy of the weights on the
     same device and dtype, the same training mode; GRU / GRUCell get reset_after=True
@@ -112,8 +130,9 @@ def from_torch(module: TorchModule, *, backend: str = "auto") -> GrukitModule:
             f"{fn}: grukit.{type(module).__name__} has no backend choice; "
             f"expected backend='auto', got {backend!r}"
         )
+    twin: GrukitModule
     if isinstance(module, nn.GRU):
-        twin: nn.Module = GRU(*sizes, **_layer_args(module), **factory, backend=backend)
+        twin = GRU(*sizes, **_layer_args(module), **factory, backend=backend)
     elif isinstance(module, nn.RNN):
         twin = RNN(
             *sizes,
@@ -145,10 +164,11 @@ class _ThroughTorch:
     def from_float(cls, mod: nn.Module, **kwargs: Any) -> nn.Module:
         twin = to_torch(mod)
         twin.qconfig = getattr(mod, "qconfig", None)
-        return cls._target.from_float(twin, **kwargs)
+        quantized: nn.Module = cls._target.from_float(twin, **kwargs)
+        return quantized
 
 
-def dynamic_quant_mapping() -> dict[type, type]:
+def dynamic_quant_mapping() -> dict[Callable[..., Any], Any]:
     """torch's default dynamic-quantization mapping plus grukit's GRU, LSTM, GRUCell,
     LSTMCell and RNNCell (quantized as torch's ``nn.quantized.dynamic`` classes, after
     ``to_torch``). Use as

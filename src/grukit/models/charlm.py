@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import _checks as check
-from ..layers import GRU, LSTM, RNN
+from ..layers import GRU, LSTM, RNN, RNNBase
 from ..onehot import OneHot
 
 __all__ = ["CELLS", "CharLM"]
@@ -80,6 +80,8 @@ class CharLM(nn.Module):
         in_size = vocab_size if embedding_dim is None else embedding_dim
         layer_dropout = self.dropout if num_layers > 1 else 0.0
         common: dict[str, Any] = dict(num_layers=num_layers, dropout=layer_dropout, **factory)
+        # GRU/RNN (state h) or LSTM (state (h, c)): which, and so the state's type, is ``cell``.
+        self.rnn: RNNBase[Any]
         if cell == "gru":
             self.rnn = GRU(in_size, hidden_size, reset_after=reset_after, backend=backend, **common)
         elif cell == "rnn":
@@ -113,7 +115,7 @@ class CharLM(nn.Module):
     def detach_state(state: State) -> State:
         """The state cut from the graph (carried across sequential batches)."""
         if isinstance(state, tuple):
-            return tuple(s.detach() for s in state)  # type: ignore[return-value]
+            return state[0].detach(), state[1].detach()
         return state.detach()
 
     def forward(self, tokens: Tensor, state: State | None = None) -> tuple[Tensor, State]:

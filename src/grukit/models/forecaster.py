@@ -60,6 +60,8 @@ class Forecaster(nn.Module):
     forward(x (N, L, I)) → (N, H, Q) target quantiles, increasing along Q.
     """
 
+    quantiles: Tensor  # buffer (Q,) of the levels, registered in __init__
+
     def __init__(
         self,
         input_size: int,
@@ -95,7 +97,6 @@ class Forecaster(nn.Module):
         self.strategy = strategy
         self.register_buffer("quantiles", torch.tensor(qs, device=device, dtype=dtype))
         self.median_index = qs.index(0.5)
-        fk = {"device": device, "dtype": dtype}
         self.encoder = GRU(
             input_size,
             hidden_size,
@@ -103,12 +104,13 @@ class Forecaster(nn.Module):
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
             backend=backend,
-            **fk,
+            device=device,
+            dtype=dtype,
         )
         self.dropout = nn.Dropout(dropout)
         q = len(qs)
         out = horizon * q if strategy == "direct" else input_size * q
-        self.head = nn.Linear(hidden_size, out, **fk)
+        self.head = nn.Linear(hidden_size, out, device=device, dtype=dtype)
 
     def _check(self, x: object) -> Tensor:
         if not isinstance(x, Tensor):

@@ -16,4 +16,5 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     Its derivative, used by every backward pass here, is σ'(a) = σ(a) (1 − σ(a)).
     """
     e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+    s: np.ndarray = np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+    return s

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from .gru import gru_backward, gru_forward
 
@@ -44,7 +45,7 @@ class DemoConfig:
 
 
 def make_batch(
-    rng: np.random.Generator, config: DemoConfig, dtype: np.dtype = np.float64
+    rng: np.random.Generator, config: DemoConfig, dtype: npt.DTypeLike = np.float64
 ) -> tuple[np.ndarray, np.ndarray]:
     """A batch of sine waves: inputs (T, N, 1) = s_0 … s_{T-1}, targets (T, N, 1) = s_1 … s_T."""
     T, N = config.seq_len, config.batch_size
@@ -56,7 +57,7 @@ def make_batch(
 
 
 def init_params(
-    rng: np.random.Generator, input_size: int, hidden_size: int, dtype: np.dtype = np.float64
+    rng: np.random.Generator, input_size: int, hidden_size: int, dtype: npt.DTypeLike = np.float64
 ) -> dict[str, np.ndarray]:
     """GRU weights (torch's names and init U(−1/√H, 1/√H)) plus a linear head
     "head_w" (1, H) and "head_b" (1,)."""

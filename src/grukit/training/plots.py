@@ -12,10 +12,16 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from .._extras import require
 from .checkpoint import atomic_write
 
 __all__ = ["interval_label", "plot_curves", "plot_forecast"]
+
+
+#: Values along an axis: a sequence or a NumPy array.
+Points = Sequence[Any] | np.ndarray[Any, Any]
 
 
 def _figure(what: str, figsize: tuple[float, float]) -> tuple[Any, Any]:
@@ -25,7 +31,7 @@ def _figure(what: str, figsize: tuple[float, float]) -> tuple[Any, Any]:
     return fig, fig.subplots()
 
 
-def _save(fig: Any, path: str | os.PathLike) -> None:
+def _save(fig: Any, path: str | os.PathLike[str]) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write(path, buf.getvalue())
@@ -43,7 +49,7 @@ def interval_label(quantiles: tuple[float, float]) -> str:
 
 
 def plot_curves(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     curves: Mapping[str, Sequence[float]],
     *,
     x: Sequence[float] | None = None,
@@ -69,13 +75,13 @@ def plot_curves(
 
 
 def forecast_figure(
-    history: tuple[Sequence, Sequence[float]],
-    actual: tuple[Sequence, Sequence[float]] | None,
-    forecast: tuple[Sequence, Sequence[float]],
+    history: tuple[Points, Points],
+    actual: tuple[Points, Points] | None,
+    forecast: tuple[Points, Points],
     *,
-    interval: tuple[Sequence[float], Sequence[float]] | None = None,
+    interval: tuple[Points, Points] | None = None,
     interval_quantiles: tuple[float, float] = (0.1, 0.9),
-    baselines: Mapping[str, Sequence[float]] | None = None,
+    baselines: Mapping[str, Points] | None = None,
     title: str = "",
     ylabel: str = "",
 ) -> Any:
@@ -100,14 +106,14 @@ def forecast_figure(
 
 
 def plot_forecast(
-    path: str | os.PathLike,
-    history: tuple[Sequence, Sequence[float]],
-    actual: tuple[Sequence, Sequence[float]] | None,
-    forecast: tuple[Sequence, Sequence[float]],
+    path: str | os.PathLike[str],
+    history: tuple[Points, Points],
+    actual: tuple[Points, Points] | None,
+    forecast: tuple[Points, Points],
     *,
-    interval: tuple[Sequence[float], Sequence[float]] | None = None,
+    interval: tuple[Points, Points] | None = None,
     interval_quantiles: tuple[float, float] = (0.1, 0.9),
-    baselines: Mapping[str, Sequence[float]] | None = None,
+    baselines: Mapping[str, Points] | None = None,
     title: str = "",
     ylabel: str = "",
 ) -> None:

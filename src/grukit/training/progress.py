@@ -14,7 +14,9 @@ from .._extras import require
 __all__ = ["progress"]
 
 
-def progress(total: int | None, desc: str, *, unit: str = "it", disable: bool = False, **kw: Any):
+def progress(
+    total: int | None, desc: str, *, unit: str = "it", disable: bool = False, **kw: Any
+) -> Any:
     """A tqdm bar showing count, rate and ETA; update it with ``bar.update(n)`` and
     live figures with ``bar.set_postfix(ppl=…)``. ``disable`` silences it (tests)."""
     tqdm = require("tqdm.auto", "cli", "grukit.training.progress").tqdm

@@ -9,11 +9,15 @@ Contract and shapes: ``grukit.backends.spec``.
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import torch
 from torch import Tensor
 
+from ... import _typed_torch
+from ...onehot import OneHot
 from .. import fused
-from ..spec import CellSpec, Weights
+from ..spec import CellSpec, State, Weights
 from . import build
 
 name = "native"
@@ -21,7 +25,43 @@ name = "native"
 #: Takes ``OneHot`` input (first layer) as indices: gathers W_ih's columns.
 accepts_onehot = True
 
-__all__ = ["available", "supports", "run", "gru_cell", "NativeLoops", "name"]
+__all__ = [
+    "accepts_onehot",
+    "available",
+    "extension",
+    "gru_cell",
+    "name",
+    "NativeLoops",
+    "run",
+    "supports",
+]
+
+
+class Extension(Protocol):
+    """The compiled module's functions (``gru.cpp``) that this backend calls."""
+
+    def gru_forward(
+        self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, batch_sizes: Tensor,
+        reverse: bool, reset_after: bool, save: bool, copy: bool, /,
+    ) -> list[Tensor]: ...  # fmt: skip  # [out, gates, hn, h_n]
+
+    def gru_backward(
+        self, dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, hprev: Tensor,
+        w_hh: Tensor, batch_sizes: Tensor, reverse: bool, reset_after: bool, /,
+    ) -> list[Tensor]: ...  # fmt: skip  # [dgi, dghn, dh0]
+
+    def gru_cell(
+        self, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+        b_hh: Tensor | None, reset_after: bool, /,
+    ) -> Tensor: ...  # fmt: skip
+
+
+def extension() -> Extension:
+    """The compiled kernel; RuntimeError if it cannot be built (``available()`` is False)."""
+    ext = build.load()
+    if ext is None:
+        raise RuntimeError(f"native backend: the C++ kernel is not available: {build.failure()}")
+    return cast(Extension, ext)  # a module built from gru.cpp, whose bindings Extension lists
 
 
 class NativeLoops:
@@ -31,7 +71,7 @@ class NativeLoops:
         self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
         batch_sizes: Tensor, reverse: bool, reset_after: bool, save: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-        ext = build.load()
+        ext = extension()
         copy = fused.copies_operand(w_hh, gi.shape[0])  # for at::mm, where the kernel won't pack
         out, gates, hn, h_n = ext.gru_forward(
             gi, h0, w_hh, b_hh, batch_sizes, reverse, reset_after, save, copy
@@ -42,7 +82,7 @@ class NativeLoops:
         self, dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, hprev: Tensor,
         w_hh: Tensor, batch_sizes: Tensor, reverse: bool, reset_after: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-        ext = build.load()
+        ext = extension()
         dgi, dghn, dh0 = ext.gru_backward(
             dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after
         )
@@ -53,7 +93,7 @@ NATIVE_LOOPS = NativeLoops()
 fused.LOOPS[name] = NATIVE_LOOPS  # the operators name their loops (grukit.backends.ops)
 
 
-@torch.compiler.assume_constant_result  # torch.compile runs it once while tracing
+@_typed_torch.assume_constant_result  # torch.compile runs it once while tracing
 def available() -> bool:
     """Whether the kernel is built (or can be built now); builds it on first call."""
     return build.load() is not None
@@ -67,13 +107,13 @@ def supports(spec: CellSpec, x: Tensor) -> bool:
 
 def run(
     spec: CellSpec,
-    x: Tensor,
+    x: Tensor | OneHot,
     batch_sizes: Tensor | None,
-    state: tuple[Tensor, ...],
+    state: State,
     weights: Weights,
     *,
     reverse: bool = False,
-) -> tuple[Tensor, tuple[Tensor, ...]]:
+) -> tuple[Tensor, State]:
     """One direction of one GRU layer through ``fused.GRUFunction`` (eager) or the operator
     ``grukit::gru`` (traced) with the C++ loops."""
     return fused.run_with(name, spec, x, batch_sizes, state, weights, reverse=reverse)
@@ -93,4 +133,4 @@ def gru_cell(
 
     Same function as ``grukit.functional.gru_cell``; the caller validates shapes.
     """
-    return build.load().gru_cell(x, h, w_ih, w_hh, b_ih, b_hh, reset_after)
+    return extension().gru_cell(x, h, w_ih, w_hh, b_ih, b_hh, reset_after)
