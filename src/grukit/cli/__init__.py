@@ -15,11 +15,13 @@ the global ``--debug`` (``grukit --debug lm train ...``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import logging
 import sys
 import traceback
+from collections.abc import Iterator
 from typing import NoReturn
 
 from .._extras import MissingExtraError
@@ -152,15 +154,25 @@ def _interrupted(args: argparse.Namespace) -> str:
     return "interrupted"
 
 
-def _show_build_notes() -> None:
-    """The native kernel's one-time build (about a minute) is announced on stderr: the
-    library logs it (``grukit.native``, INFO); the command shows it."""
-    log = logging.getLogger("grukit.native")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("grukit: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
+class _BuildNotes(logging.Handler):
+    """Shows the native kernel's one-time build (about a minute) on stderr while a command
+    runs: the library logs it (``grukit.native``, INFO); the command shows it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"grukit: {record.getMessage()}", file=sys.stderr)  # the stderr of now
+
+
+@contextlib.contextmanager
+def _build_notes() -> Iterator[None]:
+    log, handler = logging.getLogger("grukit.native"), _BuildNotes(logging.INFO)
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed
         return stop.code if isinstance(stop.code, int) else 2
     name = f"grukit {args.command}"
-    _show_build_notes()
     try:
-        return int(args.func(args) or 0)
+        with _build_notes():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{name}: {_interrupted(args)}", file=sys.stderr)
         return 130
