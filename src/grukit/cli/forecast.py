@@ -108,7 +108,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..training.forecast import train_forecast
 
     config = _config(args)
-    start_training(args)
+    w = start_training(args)
     s = train_forecast(
         config,
         args.out,
@@ -116,6 +116,12 @@ def _train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         show_progress=not args.no_progress,
     )
+    if w.main:  # under torchrun, one report
+        _report(s, args.out)
+    return 0
+
+
+def _report(s: dict[str, Any], out: str) -> None:
     print(_data_line(s["data"]))
     print(
         f"{s['dataset']} ({s['frequency']}): train {s['split']['train']}, validation "
@@ -128,8 +134,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{name:<16}" + "".join(f"{m[k]:>10.4g}" for k in _METRICS))
     lo, hi = s["interval"]
     print(f"{round((hi - lo) * 100)}% interval coverage on test: {s['test']['coverage']:.2f}")
-    print(f"wrote {Path(args.out) / 'summary.json'}, forecast.png, model.safetensors")
-    return 0
+    print(f"wrote {Path(out) / 'summary.json'}, forecast.png, model.safetensors")
 
 
 def _predict(args: argparse.Namespace) -> int:

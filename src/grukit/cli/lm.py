@@ -101,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..training.lm import train_lm
 
     config = _config(args)
-    start_training(args)
+    w = start_training(args)
     summary = train_lm(
         config,
         args.out,
@@ -109,8 +109,9 @@ def _train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         show_progress=not args.no_progress,
     )
-    _report(summary)
-    print(f"run directory: {args.out}")
+    if w.main:  # under torchrun, one report
+        _report(summary)
+        print(f"run directory: {args.out}")
     return 0
 
 

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..training import RunDir
+from ..training import RunDir, distributed
 from ..training.config import TrainConfig
+from ..training.distributed import World
 from ..training.memory import keep_freed_memory
 
 __all__ = [
@@ -160,15 +161,19 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def start_training(args: argparse.Namespace, *, overwrite: bool | None = None) -> None:
-    """What a training command does before training: threads; glibc's malloc keeping
-    freed buffers (a process-wide setting, so the command's and not the library's);
-    and refusing an --out holding files unless --resume or --overwrite."""
+def start_training(args: argparse.Namespace, *, overwrite: bool | None = None) -> World:
+    """What a training command does before training: join the processes torchrun started
+    (if it did); threads; glibc's malloc keeping freed buffers (a process-wide setting, so
+    the command's and not the library's); and refusing an --out holding files unless
+    --resume or --overwrite. Returns this process's place (only the main one prints)."""
+    w = distributed.init_from_env()
     set_threads(args.threads)
     keep_freed_memory()
     overwrite = args.overwrite if overwrite is None else overwrite
-    if not getattr(args, "resume", False) and not overwrite and RunDir(args.out).holds_files():
+    resume = getattr(args, "resume", False)
+    if w.main and not resume and not overwrite and RunDir(args.out).holds_files():
         raise ValueError(
             f"expected --out to be a new or empty folder, got {args.out} holding files (a run?); "
             "pass --resume to continue it or --overwrite to replace it"
         )
+    return w

@@ -43,6 +43,9 @@ class TrainConfig:
     """The training loop's settings, common to every job (see ``trainer.fit``)."""
 
     epochs: int = option(1, "passes over the training data")
+    batch_size: int = option(
+        32, "rows per step: the global batch, split among the processes under torchrun"
+    )
     lr: float = option(1.0, "the optimizer's learning rate")
     lr_schedule: str = option(
         "constant", "constant, or cosine: decay to lr_min over the run", choices=SCHEDULES
@@ -82,7 +85,7 @@ class TrainConfig:
                 self._bad(name, "to be a bool")
 
     def __post_init__(self) -> None:
-        self._positive_ints("epochs")
+        self._positive_ints("epochs", "batch_size")
         self._finite("lr", low=0.0, low_open=True)
         self._finite("lr_min", "clip", low=0.0)
         if self.clip == 0:

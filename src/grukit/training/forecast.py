@@ -227,8 +227,9 @@ def train_forecast(
     kept = [r for r in result.records if r["epoch"] == result.kept_epoch]
     summary["val_mae"] = kept[0]["val_mae"] if kept else None
     summary.update(result.summary(job.unit))
-    run.write_summary(summary)
-    _plot_forecast(run, p, c, summary)
+    if result.world.main:  # the one process that writes (distributed.py)
+        run.write_summary(summary)
+        _plot_forecast(run, p, c, summary)
     return summary
 
 

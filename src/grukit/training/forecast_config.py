@@ -62,7 +62,6 @@ class ForecastConfig(TrainConfig):
     backend: str = option("auto", "the GRU's backend (auto: the fastest exact one)")
     # optimisation (Adam; and the loop's fields)
     epochs: int = option(150, "passes over the training windows")
-    batch_size: int = option(32, "windows per step")
     lr: float = option(3e-3, "Adam's learning rate")
     weight_decay: float = option(1e-4, "L2 penalty")
     keep: str = option("best", KEEP_HELP, choices=KEEP)
@@ -87,7 +86,6 @@ class ForecastConfig(TrainConfig):
         if not isinstance(self.columns, tuple):
             self._bad("columns", "to be a tuple of names")
         self._positive_ints("horizon", "lookback", "season", "hidden_size", "num_layers")
-        self._positive_ints("batch_size")
         v = self.validation
         if isinstance(v, bool) or not isinstance(v, int) or not (v == 0 or v >= self.horizon):
             self._bad(

@@ -350,5 +350,6 @@ def train_lm(
         **result.summary(job.unit),
         "backend": job.backend,
     }
-    run.write_summary(summary)
+    if result.world.main:  # the one process that writes (distributed.py)
+        run.write_summary(summary)
     return summary

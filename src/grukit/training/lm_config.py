@@ -31,7 +31,6 @@ class LMConfig(TrainConfig):
     partition: str = option(
         "sequential", "sequential (the state carries across batches) or random", choices=PARTITIONS
     )
-    batch_size: int = option(32, "N sequences per batch")
     num_steps: int = option(35, "T time steps per sequence")
     # model
     cell: str = option("gru", "the recurrent cell", choices=CELLS)
@@ -50,7 +49,7 @@ class LMConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._positive_ints("batch_size", "num_steps", "hidden_size", "num_layers")
+        self._positive_ints("num_steps", "hidden_size", "num_layers")
         self._positive_ints("eval_batch_size")
         for name in ("max_tokens", "embedding_dim"):
             v = getattr(self, name)

@@ -44,8 +44,10 @@ import torch
 from torch import Tensor, nn
 
 from .._extras import require
+from . import distributed
 from .checkpoint import rng_state, save_weights, set_rng_state
 from .config import TrainConfig
+from .distributed import World
 from .integrity import (
     TrainingDiverged,
     check_epoch,
@@ -129,6 +131,7 @@ class Fit:
     best_score: float | None
     kept_epoch: int  # whose weights the model now holds
     epochs: int
+    world: World  # the training processes; only the main one writes
 
     def summary(self, unit: str) -> dict[str, Any]:
         """summary.json's figures about the training itself."""
@@ -141,6 +144,7 @@ class Fit:
             / max(self.totals["train_seconds"], 1e-12),
             "wall_seconds": self.totals["wall_seconds"],
             "threads": torch.get_num_threads(),
+            "world_size": self.world.size,
         }
 
 
@@ -155,11 +159,12 @@ def describe_run(saved: Mapping[str, Any]) -> str:
 
 def open_run(out: str | os.PathLike[str], *, resume: bool, overwrite: bool) -> RunDir:
     """The run directory ``out``, checked before any work: it must hold a run to resume
-    (``resume``), or be new, empty or (``overwrite``) an earlier run to replace."""
+    (``resume``), or be new, empty or (``overwrite``) an earlier run to replace. (Under
+    several processes the main one checks a new run, the one that will write it.)"""
     run = RunDir(out)
     if resume:
         run.check_resumable()
-    else:
+    elif distributed.world().main:
         run.check_new(overwrite=overwrite)
     return run
 
@@ -280,36 +285,42 @@ def fit(
     """Train ``job`` into ``run`` (from ``open_run``) under the rules above; the model ends
     holding the kept weights (``config.keep``). ``until_epoch`` stops after that epoch, as
     an interruption would (the run stays resumable)."""
-    cfg = job.config
+    cfg, w = job.config, distributed.world()
     require("matplotlib", "cli", f"{job.name} (its plots)")  # before a file is written
     if show_progress:
         require("tqdm", "cli", f"{job.name} (its progress bar)")
     run_config = job.run_config()
     totals = dict.fromkeys(_TOTALS, 0.0)
     best: dict[str, Any] = {"epoch": 0, "score": None, "model": None}
-    if resume:
+    if resume:  # every process reads the run; the main one alone writes it
         extended = _check_resume(job, run, run_config)
         start, totals, best = _load_checkpoint(job, run)
-        records = run.keep_metrics_until(start)
-        if extended:
-            run.write_config(run_config)
+        if w.main:
+            records = run.keep_metrics_until(start)
+            if extended:
+                run.write_config(run_config)
+        else:
+            records = [r for r in run.read_metrics() if r.get("epoch", 0) <= start]
     else:
-        run.begin(run_config, _checkpoint(job, 0, totals, best), overwrite=overwrite)
+        if w.main:
+            run.begin(run_config, _checkpoint(job, 0, totals, best), overwrite=overwrite)
         start, records = 0, []
+    distributed.barrier(w)
+    net = distributed.wrap(_Step(job), w)
     last = cfg.epochs if until_epoch is None else max(start, min(until_epoch, cfg.epochs))
     every = max(10, cfg.epochs // 10)  # a PNG costs ~0.1-1 s: not every epoch
     bar = progress(
         cfg.epochs,
         job.title,
         unit="epoch",
-        disable=not show_progress,
+        disable=not (show_progress and w.main),
         bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
     )
     try:
         bar.update(start)
         for epoch in range(start, last):
             t0 = time.perf_counter()
-            record, count, seconds = _epoch(job, epoch, run, bar)
+            record, count, seconds = _epoch(job, net, w, epoch, run, bar)
             score = record.pop("_score")
             if score is None:
                 score = -float(epoch + 1)  # no validation: the last epoch is the best
@@ -320,15 +331,17 @@ def fit(
             totals["train_seconds"] += seconds
             totals["wall_seconds"] += time.perf_counter() - t0
             records.append(record)
-            run.append_metrics(record)
-            run.save_checkpoint(_checkpoint(job, epoch + 1, totals, best))
-            if (epoch + 1) % every == 0 and epoch + 1 < last:
-                _write_outputs(job, run, records, best)
+            if w.main:
+                run.append_metrics(record)
+                run.save_checkpoint(_checkpoint(job, epoch + 1, totals, best))
+                if (epoch + 1) % every == 0 and epoch + 1 < last:
+                    _write_outputs(job, run, records, best)
     finally:
         bar.close()
     if best["model"] is not None:
         job.model.load_state_dict(best["model"])
-    _write_outputs(job, run, records, best)
+    if w.main:
+        _write_outputs(job, run, records, best)
     kept_epoch: int = best["epoch"] if cfg.keep == "best" else last
     return Fit(
         records=records,
@@ -337,11 +350,42 @@ def fit(
         best_score=best["score"],
         kept_epoch=kept_epoch,
         epochs=cfg.epochs,
+        world=w,
     )
 
 
-def _epoch(job: Job, epoch: int, run: RunDir, bar: Any) -> tuple[dict[str, Any], int, float]:
-    """Train one epoch and validate: (metrics record with "_score", examples, seconds)."""
+class _Step(nn.Module):
+    """One batch's loss as a module's forward, so that DistributedDataParallel (which
+    averages the gradients of what its forward computed) can wrap it."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.model = job.model  # the parameters DDP synchronises
+        self.job = job
+
+    def forward(self, batch: Any, carry: Any) -> tuple[Tensor, Any, int]:
+        return self.job.loss(batch, carry)
+
+
+def _shard(batch: Any, w: World) -> tuple[Any, float]:
+    """This process's rows of a global batch (a tensor or a tuple of tensors, rows first)
+    and its loss weight k·K/B (distributed.py). A process left without rows computes on
+    the first row with weight 0, so that every process runs forward and backward."""
+    first = batch[0] if isinstance(batch, tuple) else batch
+    n = int(first.shape[0])
+    part = distributed.rows(n, w)
+    k = part.stop - part.start
+    if k == 0:
+        part = slice(0, 1)
+    local = tuple(t[part] for t in batch) if isinstance(batch, tuple) else batch[part]
+    return local, k * w.size / n
+
+
+def _epoch(
+    job: Job, net: nn.Module, w: World, epoch: int, run: RunDir, bar: Any
+) -> tuple[dict[str, Any], int, float]:
+    """Train one epoch and validate: (metrics record with "_score", examples of every
+    process, seconds)."""
     cfg, model, opt = job.config, job.model, job.optimizer
 
     def diverged(what: str) -> TrainingDiverged:
@@ -359,16 +403,26 @@ def _epoch(job: Job, epoch: int, run: RunDir, bar: Any) -> tuple[dict[str, Any],
     for i, batch in enumerate(batches):
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at((epoch + i / len(batches)) / cfg.epochs)
-        loss_t, carry, n = job.loss(batch, carry)
-        loss = optimizer_step(model, opt, loss_t, cfg.clip)
-        if not math.isfinite(loss):
-            raise diverged(f"a loss of {loss} at batch {i + 1}")
+        if w.size == 1:
+            loss_t, carry, n = net(batch, carry)
+            loss = optimizer_step(model, opt, loss_t, cfg.clip)
+            bad = not math.isfinite(loss)
+        else:  # the weighted mean loss: DDP's average is the global batch's gradient
+            local, share = _shard(batch, w)
+            loss_t, carry, n = net(local, carry)
+            optimizer_step(model, opt, loss_t * share, cfg.clip)
+            loss, n = (float(loss_t.detach()), n) if share > 0 else (0.0, 0)
+            bad = distributed.any_true(not math.isfinite(loss), w)
+        if bad:
+            raise diverged(f"a loss of {loss if w.size == 1 else 'nan or inf'} at batch {i + 1}")
         loss_sum += loss * n
         count += n
         bar.update(1 / len(batches))
-        if i % 8 == 0:  # the running figures of this epoch
-            postfix.update(_short(job.figures(loss_sum / count, None)))
+        if i % 8 == 0:  # the running figures of this process's rows
+            postfix.update(_short(job.figures(loss_sum / max(count, 1), None)))
             bar.set_postfix(postfix)
+    loss_sum, total = distributed.all_sum([loss_sum, count], w)
+    count = int(total)
     seconds = time.perf_counter() - t0
     score = job.validate()
     figures = job.figures(loss_sum / count, score)
