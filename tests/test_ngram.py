@@ -12,6 +12,7 @@ import pytest
 
 from grukit.models import ngram
 from grukit.models.ngram import (
+    Discount,
     KneserNeyLM,
     UnigramLM,
     best_kneser_ney,
@@ -131,11 +132,11 @@ def _random_text(rng: np.random.Generator, size: int) -> np.ndarray:
 
 @pytest.mark.parametrize("variant", ["single", "modified", 0.75])
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
-def test_kneser_ney_matches_reference(order: int, variant: str | float) -> None:
+def test_kneser_ney_matches_reference(order: int, variant: Discount) -> None:
     rng = np.random.default_rng(order)
     train = _random_text(rng, 400)
     held = np.r_[_random_text(rng, 60), 5, _random_text(rng, 20)]  # with an unseen token
-    lm = KneserNeyLM(order, 6, discount=variant).fit(train)  # type: ignore[arg-type]
+    lm = KneserNeyLM(order, 6, discount=variant).fit(train)
     ref = RefKN(order, 6, train.tolist(), variant)
     for k, level in enumerate(lm.levels, start=1):
         assert level.discount_table == pytest.approx(tuple(ref.disc[k]), abs=1e-15)
@@ -146,10 +147,10 @@ def test_kneser_ney_matches_reference(order: int, variant: str | float) -> None:
 
 @pytest.mark.parametrize("variant", ["single", "modified", 0.75])
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
-def test_probabilities_sum_to_one(order: int, variant: str | float) -> None:
+def test_probabilities_sum_to_one(order: int, variant: Discount) -> None:
     rng = np.random.default_rng(10 + order)
     train = _random_text(rng, 300)
-    lm = KneserNeyLM(order, 6, discount=variant).fit(train)  # type: ignore[arg-type]
+    lm = KneserNeyLM(order, 6, discount=variant).fit(train)
     contexts = [(), (0,), (5,), tuple(train[:7]), tuple(train[-3:]), (5, 5, 5, 5), (4, 3, 2, 1)]
     for context in contexts:
         p = lm.prob_table(context)

@@ -64,6 +64,7 @@ import numpy.typing as npt
 
 __all__ = [
     "DISCOUNTS",
+    "Discount",
     "KneserNeyLM",
     "UnigramLM",
     "best_kneser_ney",
