@@ -9,7 +9,7 @@ import torch
 
 from grukit.data.text import read_time_machine
 from grukit.training import RunDir, load_state
-from grukit.training.lm import PRESETS, LMConfig, evaluate, generate, load_run, train_lm
+from grukit.training.lm import PRESETS, LMConfig, evaluate, generate, load_data, load_run, train_lm
 
 
 @pytest.fixture(autouse=True)
@@ -155,3 +155,34 @@ def test_corpus_shorter_than_one_batch(tmp_path) -> None:
     path.write_text("the time machine", encoding="utf-8")
     with pytest.raises(ValueError, match="at least"):
         train_lm(LMConfig(text=str(path)), tmp_path / "run", show_progress=False)
+
+
+def test_summary_has_the_count_baselines_on_the_same_split(tmp_path, corpus_file) -> None:
+    """summary.json's baselines are the n-gram models fitted on exactly the run's training
+    tokens and scored on its validation tokens (oracle: lm_baselines on load_data's split)."""
+    from grukit.models.ngram import lm_baselines
+
+    cfg = tiny(corpus_file, epochs=1)
+    summary = train_lm(cfg, tmp_path / "run", show_progress=False)
+    train_part, val_part, vocab = load_data(cfg)
+    want = lm_baselines(train_part, val_part, len(vocab))
+    got = summary["baselines"]
+    assert got["kneser_ney"]["order"] == want["kneser_ney"]["order"]
+    for name in ("unigram", "kneser_ney"):
+        assert got[name]["val_perplexity"] == pytest.approx(want[name]["val_perplexity"], abs=1e-12)
+    assert 1 < got["kneser_ney"]["val_perplexity"] < got["unigram"]["val_perplexity"] < len(vocab)
+
+
+def test_keep_best_reports_and_saves_the_best_validation_epoch(tmp_path, corpus_file) -> None:
+    """keep="best": model.safetensors holds the epoch of least validation perplexity and the
+    summary reports that epoch's figures (oracle: metrics.jsonl's minimum)."""
+    cfg = tiny(corpus_file, optimizer="adam", lr=0.05, epochs=6, keep="best")
+    summary = train_lm(cfg, tmp_path / "run", show_progress=False)
+    records = RunDir(tmp_path / "run").read_metrics()
+    best = min(records, key=lambda r: r["val_perplexity"])
+    assert summary["kept_epoch"] == summary["best_epoch"] == best["epoch"] < 6  # not the last
+    assert summary["val_perplexity"] == best["val_perplexity"]
+    model, _, _ = load_run(tmp_path / "run")
+    _, val_part, _ = load_data(cfg)
+    ppl = evaluate(model, val_part, batch_size=cfg.eval_batch_size, num_steps=cfg.num_steps)
+    assert ppl == pytest.approx(best["val_perplexity"], rel=1e-9)

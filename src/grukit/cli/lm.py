@@ -95,6 +95,18 @@ def _report(summary: dict[str, Any]) -> None:
         f"{summary['threads']} thread(s)); {summary['epochs_completed']} epochs in "
         f"{summary['wall_seconds']:.1f} s"
     )
+    b = summary.get("baselines")
+    if b is not None and val is not None:
+        kn = b["kneser_ney"]
+        print(
+            f"baselines on the same validation text: unigram {b['unigram']['val_perplexity']:.3f}"
+            f", Kneser-Ney {kn['order']}-gram {kn['val_perplexity']:.3f}"
+        )
+        if val > kn["val_perplexity"]:
+            print(
+                f"note: the {kn['order']}-gram count model predicts the validation text better "
+                f"than this model ({kn['val_perplexity']:.3f} < {val:.3f})"
+            )
 
 
 def _train(args: argparse.Namespace) -> int:

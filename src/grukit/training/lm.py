@@ -37,6 +37,7 @@ from ..data.text import (
     split_corpus,
 )
 from ..models.charlm import CharLM, State
+from ..models.ngram import lm_baselines
 from .checkpoint import load_weights
 from .integrity import TrainingDiverged, check_state_dict
 from .lm_config import PRESETS, LMConfig
@@ -335,7 +336,10 @@ def train_lm(
     show_progress: bool = True,
     until_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Train ``config`` into the run directory ``out``; return summary.json's figures.
+    """Train ``config`` into the run directory ``out``; return summary.json's figures: the
+    perplexities of the epoch kept (``config.keep``) and, as "baselines", the validation
+    perplexities of an add-one unigram and an interpolated Kneser-Ney n-gram (its order
+    chosen on the training text) fitted on the same training tokens (models/ngram.py).
 
     ``trainer.train``'s options and rules (the same as ``train_forecast``'s): overwrite,
     resume (the same text; ``epochs`` may grow), until_epoch. Raises TrainingDiverged when
@@ -343,7 +347,8 @@ def train_lm(
     """
     job, run, result = train(lambda: LMJob(config), out, resume=resume, overwrite=overwrite,
                              show_progress=show_progress, until_epoch=until_epoch)  # fmt: skip
-    final = result.records[-1] if result.records else {}
+    kept = [r for r in result.records if r["epoch"] == result.kept_epoch]
+    final = kept[0] if kept else {}  # the epoch whose weights model.safetensors holds
     summary = {
         "train_perplexity": final.get("train_perplexity"),
         "val_perplexity": final.get("val_perplexity"),
@@ -351,5 +356,7 @@ def train_lm(
         "backend": job.backend,
     }
     if result.world.main:  # the one process that writes (distributed.py)
+        if len(job.val_part) >= 2:  # count models on the same tokens and split
+            summary["baselines"] = lm_baselines(job.train_part, job.val_part, len(job.vocab))
         run.write_summary(summary)
     return summary
