@@ -58,8 +58,7 @@ __all__ = [
 FORMAT = 1
 #: Bytes of source text per chunk: bounds the memory of encoding (~25× this at peak).
 CHUNK_BYTES = 1 << 22
-_CODE_POINTS = 0x110000
-_HASH_BLOCK = 1 << 24  # tokens per hashing slice of a stored map
+_HASH_BLOCK = 1 << 22  # bytes per read when checking a stored map
 _CAPACITY = {"uint8": 1 << 8, "uint16": 1 << 16, "uint32": 1 << 32}  # distinct ids per dtype
 
 TokenArray = npt.NDArray[np.unsignedinteger[Any]]
@@ -215,7 +214,8 @@ def _chunks(src: Path, chunk_bytes: int, h: Any) -> Iterator[tuple[bytes, bool]]
 class _LettersOnly:
     """d2l's letters-only preprocessing over consecutive chunks of UTF-8 bytes: letter runs of
     a line joined by single spaces, lower case; lines joined with no separator. State across
-    chunks: whether the line so far has a letter, and whether a non-letter followed it."""
+    chunks: whether the line so far has a letter (in_line), and whether a non-letter followed
+    it (gap; in_line and not gap: the last byte was a letter, a word may continue)."""
 
     def __init__(self) -> None:
         self.in_line = False
@@ -228,23 +228,31 @@ class _LettersOnly:
         if not is_ascii:  # U+0085 (C2 85), U+2028 / U+2029 (E2 80 A8 / A9): mark the first byte
             brk[:-1] |= (b[:-1] == 0xC2) & (b[1:] == 0x85)
             brk[:-2] |= (b[:-2] == 0xE2) & (b[1:-1] == 0x80) & ((b[2:] | 1) == 0xA9)
-        pos = np.flatnonzero(letter)  # (n,)
-        breaks = np.flatnonzero(brk)
-        if pos.size == 0:
-            if breaks.size:
-                self.in_line, self.gap = False, False
-            elif b.size and self.in_line:
-                self.gap = True
+        breaks = np.flatnonzero(brk)  # (m,) few: one per line
+        starts = letter.copy()  # (B,) a word starts here
+        starts[1:] &= ~letter[:-1]
+        starts[0] &= not (self.in_line and not self.gap)  # else it continues the last word
+        ws = np.flatnonzero(starts)  # (W,)
+        if ws.size == 0 and not letter[0]:  # no letter at all
+            self.in_line = self.in_line and breaks.size == 0
+            self.gap = self.in_line and (self.gap or b.size > 0)
             return np.empty(0, np.uint8)
-        line = np.searchsorted(breaks, pos)  # (n,) breaks before each letter
-        space = np.empty(pos.size, bool)  # (n,) a space goes before this letter
-        space[0] = self.in_line and line[0] == 0 and (self.gap or pos[0] > 0)
-        space[1:] = (np.diff(pos) > 1) & (np.diff(line) == 0)
-        self.in_line = bool(line[-1] == breaks.size)
-        self.gap = self.in_line and int(pos[-1]) < b.size - 1
-        out = np.full(pos.size + int(space.sum()), 32, np.uint8)  # (n + spaces,)
-        out[np.arange(pos.size) + np.cumsum(space)] = low[pos]
-        return out
+        # break_before[k]: a line break between word k - 1 (or the chunk's start) and word k
+        break_before = np.zeros(ws.size + 1, bool)  # (W + 1,)
+        break_before[np.searchsorted(ws, breaks)] = True
+        space = ~break_before[:-1]  # (W,) a word after a letter of its line: a space first
+        if space.size:
+            space[0] &= self.in_line
+        last = b.size - 1 - int(np.argmax(letter[::-1]))  # the chunk's last letter
+        self.in_line = not (breaks.size and int(breaks[-1]) > last)
+        self.gap = self.in_line and last < b.size - 1
+        at = ws[space] - 1  # (spaces,) the byte before such a word: a non-letter, now ' '
+        lead = at.size > 0 and int(at[0]) < 0  # the chunk starts with such a word
+        at = at[1:] if lead else at
+        low[at] = 32
+        letter[at] = True
+        out = low[letter]  # (n + spaces,)
+        return np.concatenate([np.array([32], np.uint8), out]) if lead else out
 
 
 def _codes(src: Path, letters_only: bool, chunk_bytes: int, h: Any) -> Iterator[_Codes]:
@@ -273,13 +281,16 @@ def _build(
 ) -> None:
     """Two passes over the source (counts → vocabulary; ids → tokens.npy) into a temporary
     folder beside ``entry``, renamed into place."""
-    counts = np.zeros(_CODE_POINTS, np.int64)
-    first = np.full(_CODE_POINTS, -1, np.int64)
+    counts = np.zeros(0, np.int64)  # (largest code point seen + 1,)
+    first = np.zeros(0, np.int64)  # token index of each code point's first appearance, or -1
     total = 0
     for codes in _codes(src, letters_only, chunk_bytes, hashlib.sha256()):
         if codes.size == 0:
             continue
         bc = np.bincount(codes)
+        if bc.size > counts.size:
+            counts = np.concatenate([counts, np.zeros(bc.size - counts.size, np.int64)])
+            first = np.concatenate([first, np.full(bc.size - first.size, -1, np.int64)])
         counts[: bc.size] += bc
         new = np.flatnonzero((bc > 0) & (first[: bc.size] < 0))  # tokens first seen here
         if 0 < new.size <= 16:
@@ -300,7 +311,7 @@ def _build(
     ordered = present[np.lexsort((first[present], -counts[present]))]  # count ↓, then first ↑
     idx_to_token = [UNK] + [chr(int(cp)) for cp in ordered]
     dtype = np.dtype(next(k for k, cap in _CAPACITY.items() if len(idx_to_token) <= cap))
-    table = np.zeros(_CODE_POINTS, dtype)
+    table = np.zeros(counts.size, dtype)  # code point → id
     table[ordered] = np.arange(1, len(idx_to_token))
 
     tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -308,18 +319,21 @@ def _build(
     try:
         source_h, ids_h = hashlib.sha256(), hashlib.sha256()
         data_h = hashlib.sha256(json.dumps(idx_to_token).encode())  # = training.lm.data_sha256
-        mm = np.lib.format.open_memmap(tmp / "tokens.npy", mode="w+", dtype=dtype, shape=(total,))
         at = 0
-        for codes in _codes(src, letters_only, chunk_bytes, source_h):
-            ids = table[codes]  # (chunk,)
-            if at + ids.size > total:
-                break
-            mm[at : at + ids.size] = ids
-            ids_h.update(ids.data)
-            data_h.update(ids.astype(np.int64).data)
-            at += ids.size
-        mm.flush()
-        del mm
+        with open(tmp / "tokens.npy", "wb") as f:  # written, not mapped: no pages resident
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
+            np.lib.format.write_array_header_1_0(f, {**header, "shape": (total,)})
+            for codes in _codes(src, letters_only, chunk_bytes, source_h):
+                try:
+                    ids = table[codes]  # (chunk,)
+                except IndexError:  # a character the first pass never saw: it changed
+                    break
+                if at + ids.size > total:
+                    break
+                f.write(ids.data)
+                ids_h.update(ids.data)
+                data_h.update(ids.astype(np.int64).data)
+                at += ids.size
         if at != total or source_h.hexdigest() != sha:
             raise ValueError(
                 f"load_corpus_mapped: expected {src} to stay unchanged while it was encoded, "
@@ -407,12 +421,14 @@ def _check(entry: Path, sha: str, options: dict[str, Any]) -> _Store:
             raise _Damaged(f"tokens.npy holds {stored} {shape}, expected {dtype} ({n},)")
         if size != header + n * itemsize:
             raise _Damaged(f"tokens.npy has {size} bytes, expected {header + n * itemsize}")
-        mm = np.load(path, mmap_mode="r")
         h = hashlib.sha256()
-        for i in range(0, n, _HASH_BLOCK):
-            h.update(mm[i : i + _HASH_BLOCK].data)
+        with open(path, "rb") as f:  # read, not mapped: checking leaves no pages resident
+            f.seek(header)
+            while block := f.read(_HASH_BLOCK):
+                h.update(block)
         if h.hexdigest() != meta["tokens_sha256"]:
             raise _Damaged("the ids' sha256 differs from meta.json's")
+        mm = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as err:  # unreadable, truncated header, bad JSON, bad vocab
         raise _Damaged(str(err)) from None
     return mm, vocab, meta

@@ -1,0 +1,100 @@
+"""Encode a generated ~1 GB text into a token store: time and peak resident memory.
+
+    PYTHONPATH=src python benchmarks/token_store.py [--mb 1024] [--raw] [--keep DIR]
+
+The text is The Time Machine repeated with variation (each copy's lines rotated and every
+k-th word upper-cased, k changing per copy), written to a temporary folder that is removed
+afterwards (the text is never committed). Phases, each in a fresh child process so that
+its peak RSS (ru_maxrss) is its own: build (encode, first use), reuse (hash the source,
+check the store), and one epoch of sequential batches read from the map. Prints one line
+per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import torch
+from grukit.data.token_store import load_corpus_mapped
+from grukit.data.text import SequentialBatches
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+src, cache, letters, phase = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
+t = time.perf_counter()
+m = load_corpus_mapped(src, letters_only=letters, cache_dir=cache)
+out = {"phase": phase, "built": m.built, "tokens": len(m.tokens), "dtype": str(m.tokens.dtype),
+       "vocab": len(m.vocab), "seconds": time.perf_counter() - t}
+if phase == "epoch":
+    t = time.perf_counter()
+    batches = SequentialBatches(m.tokens, 32, 35, generator=torch.Generator().manual_seed(0))
+    n = 0
+    for x, y in batches:
+        n += x.numel()
+    out["seconds"] = time.perf_counter() - t
+    out["batch_tokens"] = n
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out["peak_rss_mb"] = peak / 1024
+out["rss_above_imports_mb"] = (peak - base) / 1024
+print(json.dumps(out))
+"""
+
+
+def _make_text(path: Path, megabytes: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from grukit.data.text import read_time_machine
+
+    lines = read_time_machine().splitlines()
+    target, written, copy = megabytes * 1_000_000, 0, 0
+    with open(path, "w", encoding="utf-8") as f:
+        while written < target:
+            k = 2 + copy % 7
+            rot = (copy * 37) % len(lines)
+            for j, line in enumerate(lines[rot:] + lines[:rot]):
+                words = line.split(" ")
+                out = " ".join(w.upper() if (i + j) % k == 0 else w for i, w in enumerate(words))
+                f.write(out + "\n")
+                written += len(out) + 1
+            copy += 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=int, default=1024, help="size of the generated text, MB")
+    ap.add_argument("--raw", action="store_true", help="raw characters instead of letters only")
+    ap.add_argument("--keep", default=None, help="work in this folder and keep it")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        src, cache = work / "big.txt", work / "cache"
+        t = time.perf_counter()
+        if not src.exists():
+            _make_text(src, args.mb)
+        print(
+            f"text: {src.stat().st_size / 1e6:.0f} MB generated in {time.perf_counter() - t:.0f} s"
+        )
+        env_path = str(Path(__file__).resolve().parents[1] / "src")
+        for phase in ("build", "reuse", "epoch"):
+            mode = "0" if args.raw else "1"
+            cmd = [sys.executable, "-c", _CHILD, str(src), str(cache), mode, phase]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                 env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})  # fmt: skip
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            print(
+                f"{r['phase']:>6}: {r['seconds']:7.1f} s  built={r['built']}  "
+                f"{r['tokens']:,} tokens {r['dtype']} vocab {r['vocab']}  "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['rss_above_imports_mb']:.0f} MB above "
+                f"the interpreter with torch imported)"
+            )
+
+
+if __name__ == "__main__":
+    main()
