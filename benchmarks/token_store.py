@@ -3,9 +3,9 @@
     PYTHONPATH=src python benchmarks/token_store.py [--mb 1024] [--raw] [--keep DIR]
 
 The text is The Time Machine repeated with variation (each copy's lines rotated and every
-k-th word upper-cased, k changing per copy), written to a temporary folder that is removed
+k-th line upper-cased, k changing per copy), written to a temporary folder that is removed
 afterwards (the text is never committed). Phases, each in a fresh child process so that
-its peak RSS (ru_maxrss) is its own: build (encode, first use), reuse (hash the source,
+its peak RSS (VmHWM) is its own: build (encode, first use), reuse (hash the source,
 check the store), and one epoch of sequential batches read from the map. Prints one line
 per phase.
 """
@@ -21,12 +21,23 @@ import time
 from pathlib import Path
 
 _CHILD = r"""
-import json, resource, sys, time
-t0 = time.perf_counter()
+import json, sys, time
+
+
+def status():  # kB figures of this process: VmHWM is its own peak RSS (reset by exec)
+    out = {}
+    for line in open("/proc/self/status"):
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            out[key] = int(rest.split()[0]) / 1024
+    return out
+
+
 import torch
-from grukit.data.token_store import load_corpus_mapped
 from grukit.data.text import SequentialBatches
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from grukit.data.token_store import load_corpus_mapped
+
+base = status()["VmRSS"]
 src, cache, letters, phase = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 t = time.perf_counter()
 m = load_corpus_mapped(src, letters_only=letters, cache_dir=cache)
@@ -35,34 +46,32 @@ out = {"phase": phase, "built": m.built, "tokens": len(m.tokens), "dtype": str(m
 if phase == "epoch":
     t = time.perf_counter()
     batches = SequentialBatches(m.tokens, 32, 35, generator=torch.Generator().manual_seed(0))
-    n = 0
     for x, y in batches:
-        n += x.numel()
+        pass
     out["seconds"] = time.perf_counter() - t
-    out["batch_tokens"] = n
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-out["peak_rss_mb"] = peak / 1024
-out["rss_above_imports_mb"] = (peak - base) / 1024
+    out["batches"] = len(batches)
+out.update(status())
+out["above_imports_mb"] = out["VmHWM"] - base
 print(json.dumps(out))
 """
 
 
 def _make_text(path: Path, megabytes: int) -> None:
+    """The book again and again: copy i has its lines rotated by 37·i and every (2 + i % 7)-th
+    line upper-cased, so that no two neighbouring copies are the same."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from grukit.data.text import read_time_machine
 
     lines = read_time_machine().splitlines()
-    target, written, copy = megabytes * 1_000_000, 0, 0
+    target, written, i = megabytes * 1_000_000, 0, 0
     with open(path, "w", encoding="utf-8") as f:
         while written < target:
-            k = 2 + copy % 7
-            rot = (copy * 37) % len(lines)
-            for j, line in enumerate(lines[rot:] + lines[:rot]):
-                words = line.split(" ")
-                out = " ".join(w.upper() if (i + j) % k == 0 else w for i, w in enumerate(words))
-                f.write(out + "\n")
-                written += len(out) + 1
-            copy += 1
+            k, rot = 2 + i % 7, (i * 37) % len(lines)
+            copy = lines[rot:] + lines[:rot]
+            body = "\n".join(ln.upper() if j % k == 0 else ln for j, ln in enumerate(copy)) + "\n"
+            f.write(body)
+            written += len(body)
+            i += 1
 
 
 def main() -> None:
@@ -89,10 +98,11 @@ def main() -> None:
                                  env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})  # fmt: skip
             r = json.loads(res.stdout.strip().splitlines()[-1])
             print(
-                f"{r['phase']:>6}: {r['seconds']:7.1f} s  built={r['built']}  "
-                f"{r['tokens']:,} tokens {r['dtype']} vocab {r['vocab']}  "
-                f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['rss_above_imports_mb']:.0f} MB above "
-                f"the interpreter with torch imported)"
+                f"{r['phase']:>6}: {r['seconds']:6.1f} s  built={r['built']}  "
+                f"{r['tokens']:,} tokens {r['dtype']} vocab {r['vocab']}  peak RSS "
+                f"{r['VmHWM']:.0f} MiB ({r['above_imports_mb']:.0f} above the imports); at the "
+                f"end {r['RssAnon']:.0f} MiB anonymous + {r['RssFile']:.0f} MiB file pages"
+                + (f"  ({r['batches']:,} batches 32×35)" if "batches" in r else "")
             )
 
 

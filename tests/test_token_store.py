@@ -281,11 +281,17 @@ def test_cache_folder_from_the_environment(tmp_path: Path, monkeypatch) -> None:
 
 
 _CHILD = """
-import json, resource, sys
+import json, sys
 from grukit.data.token_store import load_corpus_mapped
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def status(key):  # kB; VmHWM: this process's peak RSS (ru_maxrss would carry the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+
+base = status("VmRSS")
 m = load_corpus_mapped(sys.argv[1], cache_dir=sys.argv[2], chunk_bytes=int(sys.argv[3]))
-grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # MiB (Linux: KiB)
+grew = (status("VmHWM") - base) / 1024  # MiB
 print(json.dumps({"built": m.built, "n": len(m.tokens), "digest": m.tokens_sha256,
                   "grew_mib": grew}))
 """
@@ -330,9 +336,9 @@ def test_two_builders_at_once(tmp_path: Path) -> None:
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == [a.path.name]
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB is Linux's")
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status (Linux)")
 def test_encoding_32_mb_in_bounded_memory(tmp_path: Path) -> None:
-    """Peak RSS growth (ru_maxrss, in a fresh process, over its level after the imports)
+    """Peak RSS growth (VmHWM, in a fresh process, over its RSS after the imports)
     while encoding a 32 MB text with 256 KiB chunks stays below 16 MiB: half the text, so
     holding it whole, even as bytes, fails; the in-memory path holds a list of 32M str
     (256 MB of pointers alone). Measured: ~10 MiB; it does not grow with the text (48 MB:
@@ -344,3 +350,27 @@ def test_encoding_32_mb_in_bounded_memory(tmp_path: Path) -> None:
         ts.load_corpus_mapped(src, cache_dir=tmp_path / "c").tokens
     )
     assert isinstance(r["grew_mib"], float) and r["grew_mib"] < 16, r
+
+
+def _rss_file_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status (Linux)")
+def test_drop_resident_releases_read_pages(tmp_path: Path) -> None:
+    """Reading all 8 MB of a map makes it resident (RssFile grows by ≥ 6 MiB); after
+    drop_resident it falls back by ≥ 6 MiB, and the map still reads the same ids."""
+    src = tmp_path / "big.txt"
+    _book_repeated(src, 8)
+    m = ts.load_corpus_mapped(src, cache_dir=tmp_path / "c")
+    before = _rss_file_kib()
+    total = int(np.asarray(m.tokens, dtype=np.int64).sum())  # touches every page
+    read = _rss_file_kib()
+    assert read - before > 6 * 1024
+    assert ts.drop_resident(m.tokens) and ts.drop_resident(m.tokens[10:]) is True
+    assert read - _rss_file_kib() > 6 * 1024
+    assert int(np.asarray(m.tokens, dtype=np.int64).sum()) == total
+    assert not ts.drop_resident(np.zeros(3, np.uint8))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import sys
@@ -50,14 +51,15 @@ __all__ = [
     "CHUNK_BYTES",
     "FORMAT",
     "MappedCorpus",
+    "drop_resident",
     "load_corpus_mapped",
     "token_cache_dir",
 ]
 
 #: The store's layout version: part of the folder name, so a new layout never reads an old one.
 FORMAT = 1
-#: Bytes of source text per chunk: bounds the memory of encoding (~25× this at peak).
-CHUNK_BYTES = 1 << 22
+#: Bytes of source text per chunk: bounds the memory of encoding (~30× this at peak).
+CHUNK_BYTES = 1 << 20
 _HASH_BLOCK = 1 << 22  # bytes per read when checking a stored map
 _CAPACITY = {"uint8": 1 << 8, "uint16": 1 << 16, "uint32": 1 << 32}  # distinct ids per dtype
 
@@ -138,6 +140,19 @@ def load_corpus_mapped(
     return MappedCorpus(
         tokens, vocab, sha, meta["tokens_sha256"], meta["data_sha256"], entry, built
     )
+
+
+def drop_resident(tokens: npt.NDArray[Any]) -> bool:
+    """Take the pages of a memory map that have been read out of this process's resident set
+    (madvise MADV_DONTNEED on the whole map); they stay in the kernel's page cache, so a later
+    read is a cheap fault. Reading a whole map otherwise leaves it all resident (clean file
+    pages the kernel may reclaim, but counted in RSS). True if done; False for an array that
+    is not a map or where madvise is unavailable."""
+    mapping = getattr(tokens, "_mmap", None)
+    if not isinstance(mapping, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return False
+    mapping.madvise(mmap.MADV_DONTNEED)
+    return True
 
 
 # --- reading the source --------------------------------------------------------------------
