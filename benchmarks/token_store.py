@@ -6,8 +6,8 @@ The text is The Time Machine repeated with variation (each copy's lines rotated 
 k-th line upper-cased, k changing per copy), written to a temporary folder that is removed
 afterwards (the text is never committed). Phases, each in a fresh child process so that
 its peak RSS (VmHWM) is its own: build (encode, first use), reuse (hash the source,
-check the store), and one epoch of sequential batches read from the map. Prints one line
-per phase.
+check the store), one epoch of sequential batches (32 × 35) read from the map, and the
+same epoch calling drop_resident every 4096 batches. Prints one line per phase.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def status():  # kB figures of this process: VmHWM is its own peak RSS (reset by
 
 import torch
 from grukit.data.text import SequentialBatches
-from grukit.data.token_store import load_corpus_mapped
+from grukit.data.token_store import drop_resident, load_corpus_mapped
 
 base = status()["VmRSS"]
 src, cache, letters, phase = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
@@ -43,11 +43,12 @@ t = time.perf_counter()
 m = load_corpus_mapped(src, letters_only=letters, cache_dir=cache)
 out = {"phase": phase, "built": m.built, "tokens": len(m.tokens), "dtype": str(m.tokens.dtype),
        "vocab": len(m.vocab), "seconds": time.perf_counter() - t}
-if phase == "epoch":
+if phase.startswith("epoch"):
     t = time.perf_counter()
     batches = SequentialBatches(m.tokens, 32, 35, generator=torch.Generator().manual_seed(0))
-    for x, y in batches:
-        pass
+    for k, (x, y) in enumerate(batches):
+        if phase == "epoch+drop" and k % 4096 == 4095:
+            drop_resident(m.tokens)
     out["seconds"] = time.perf_counter() - t
     out["batches"] = len(batches)
 out.update(status())
@@ -91,14 +92,14 @@ def main() -> None:
             f"text: {src.stat().st_size / 1e6:.0f} MB generated in {time.perf_counter() - t:.0f} s"
         )
         env_path = str(Path(__file__).resolve().parents[1] / "src")
-        for phase in ("build", "reuse", "epoch"):
+        for phase in ("build", "reuse", "epoch", "epoch+drop"):
             mode = "0" if args.raw else "1"
             cmd = [sys.executable, "-c", _CHILD, str(src), str(cache), mode, phase]
             res = subprocess.run(cmd, capture_output=True, text=True, check=True,
                                  env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})  # fmt: skip
             r = json.loads(res.stdout.strip().splitlines()[-1])
             print(
-                f"{r['phase']:>6}: {r['seconds']:6.1f} s  built={r['built']}  "
+                f"{r['phase']:>10}: {r['seconds']:6.1f} s  built={r['built']}  "
                 f"{r['tokens']:,} tokens {r['dtype']} vocab {r['vocab']}  peak RSS "
                 f"{r['VmHWM']:.0f} MiB ({r['above_imports_mb']:.0f} above the imports); at the "
                 f"end {r['RssAnon']:.0f} MiB anonymous + {r['RssFile']:.0f} MiB file pages"
