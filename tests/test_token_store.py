@@ -264,7 +264,7 @@ def test_damaged_store_is_rebuilt_not_used(tmp_path: Path, name: str, damage: ob
 def test_source_changing_while_encoded_is_refused(tmp_path: Path, monkeypatch) -> None:
     path, cache = tmp_path / "t.txt", tmp_path / "c"
     path.write_text("some words here\n" * 20)
-    monkeypatch.setattr(ts, "_hash_source", lambda src, chunk: "0" * 64)  # hashed "before"
+    monkeypatch.setattr(ts, "hash_source", lambda src, chunk: "0" * 64)  # hashed "before"
     with pytest.raises(ValueError, match="unchanged while it was encoded"):
         ts.load_corpus_mapped(path, cache_dir=cache)
     assert [p.name for p in cache.iterdir()] == [f".{'0' * 64}-letters-v{ts.FORMAT}.lock"]
