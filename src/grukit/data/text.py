@@ -30,14 +30,21 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeVar, overload
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
 __all__ = [
     "TIME_MACHINE_SHA256",
     "UNK",
+    "Corpus",
+    "RandomBatches",
+    "SequentialBatches",
     "Vocab",
+    "as_batch",
     "load_corpus",
     "num_batches",
     "preprocess",
@@ -51,6 +58,9 @@ __all__ = [
 #: sha256 of d2l's timemachine.txt (sha1 090b5e7e…, the hash in d2l's DATA_HUB).
 TIME_MACHINE_SHA256 = "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516"
 UNK = "<unk>"
+#: A corpus of token ids (S,): a tensor, or a NumPy array such as a memory-mapped token store.
+Corpus = Tensor | npt.NDArray[np.integer[Any]]
+CorpusT = TypeVar("CorpusT", Tensor, npt.NDArray[np.integer[Any]])
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 
 
@@ -161,8 +171,11 @@ def load_corpus(
     return corpus, vocab
 
 
-def split_corpus(corpus: Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:
-    """(train, validation): the first 1 − val_fraction of the tokens and the rest, by position."""
+def split_corpus(corpus: CorpusT, val_fraction: float) -> tuple[CorpusT, CorpusT]:
+    """(train, validation): the first 1 − val_fraction of the tokens and the rest, by position.
+
+    ``corpus`` (S,) is a tensor or a NumPy array (a memory map stays a map: both parts are
+    views of it)."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"split_corpus: expected val_fraction in [0, 1), got {val_fraction}")
     n_val = int(round(len(corpus) * val_fraction))
@@ -170,7 +183,7 @@ def split_corpus(corpus: Tensor, val_fraction: float) -> tuple[Tensor, Tensor]:
     return corpus[:n_train], corpus[n_train:]
 
 
-def _check_batching(owner: str, corpus: Tensor, batch_size: int, num_steps: int) -> None:
+def _check_batching(owner: str, corpus: Corpus, batch_size: int, num_steps: int) -> None:
     if batch_size <= 0 or num_steps <= 0:
         raise ValueError(
             f"{owner}: expected batch_size and num_steps > 0, got {batch_size} and {num_steps}"
@@ -190,8 +203,109 @@ def num_batches(num_tokens: int, batch_size: int, num_steps: int, *, worst_case:
     return max(per_stream // num_steps, 0)
 
 
+def as_batch(rows: Corpus) -> Tensor:
+    """``rows`` as an int64 tensor: a tensor as it is (a view stays a view), a NumPy array
+    (a slice of a memory map) copied, so that only these rows are read into memory."""
+    if isinstance(rows, Tensor):
+        return rows
+    return torch.from_numpy(np.array(rows, dtype=np.int64))  # a copy: the map is read-only
+
+
+class SequentialBatches(Sequence[tuple[Tensor, Tensor]]):
+    """The batches of ``seq_data_iter_sequential`` as a sequence: X, Y (N, T) int64, batch
+    k+1 continuing batch k row by row; the offset is drawn (or checked) on construction.
+
+    ``corpus`` (S,) is a tensor (batches are views of it) or a NumPy array such as a memory
+    map (each batch is read from it when indexed)."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        batch_size: int,
+        num_steps: int,
+        *,
+        generator: torch.Generator | None = None,
+        offset: int | None = None,
+    ) -> None:
+        _check_batching("seq_data_iter_sequential", corpus, batch_size, num_steps)
+        if offset is None:
+            offset = int(torch.randint(0, num_steps + 1, (1,), generator=generator))
+        num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
+        self.offset, self.num_steps = offset, num_steps
+        self.xs = corpus[offset : offset + num_tokens].reshape(batch_size, -1)  # (N, S/N)
+        self.ys = corpus[offset + 1 : offset + 1 + num_tokens].reshape(batch_size, -1)  # (N, S/N)
+        self._len = self.xs.shape[1] // num_steps
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[Tensor, Tensor]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[tuple[Tensor, Tensor]]: ...
+    def __getitem__(self, k: int | slice) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(self._len))]
+        i = _index("SequentialBatches", k, self._len) * self.num_steps
+        return as_batch(self.xs[:, i : i + self.num_steps]), as_batch(
+            self.ys[:, i : i + self.num_steps]
+        )
+
+
+class RandomBatches(Sequence[tuple[Tensor, Tensor]]):
+    """The batches of ``seq_data_iter_random`` as a sequence: X, Y (N, T) int64 of shuffled,
+    non-overlapping subsequences; the offset and the order are drawn on construction.
+
+    ``corpus`` (S,) is a tensor or a NumPy array such as a memory map (only the batch's
+    rows are read from it)."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        batch_size: int,
+        num_steps: int,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        _check_batching("seq_data_iter_random", corpus, batch_size, num_steps)
+        start = int(torch.randint(0, num_steps, (1,), generator=generator))
+        self.corpus = corpus[start:]
+        num_subseqs = (len(self.corpus) - 1) // num_steps
+        self.starts = torch.randperm(num_subseqs, generator=generator) * num_steps  # (num_subseqs,)
+        self.steps = torch.arange(num_steps)  # (T,)
+        self.batch_size = batch_size
+        self._len = num_subseqs // batch_size
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[Tensor, Tensor]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[tuple[Tensor, Tensor]]: ...
+    def __getitem__(self, k: int | slice) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(self._len))]
+        i = _index("RandomBatches", k, self._len) * self.batch_size
+        idx = self.starts[i : i + self.batch_size, None] + self.steps  # (N, T)
+        return _gather(self.corpus, idx), _gather(self.corpus, idx + 1)
+
+
+def _index(owner: str, k: int, length: int) -> int:
+    if not -length <= k < length:
+        raise IndexError(f"{owner}: expected a batch index in [{-length}, {length}), got {k}")
+    return k % length
+
+
+def _gather(corpus: Corpus, idx: Tensor) -> Tensor:
+    """corpus[idx] as int64 (N, T) for idx (N, T)."""
+    if isinstance(corpus, Tensor):
+        return corpus[idx]
+    return torch.from_numpy(corpus[idx.numpy()].astype(np.int64))  # (N, T)
+
+
 def seq_data_iter_sequential(
-    corpus: Tensor,
+    corpus: Corpus,
     batch_size: int,
     num_steps: int,
     *,
@@ -201,27 +315,15 @@ def seq_data_iter_sequential(
     """d2l's sequential partitioning: X, Y (N, T); batch k+1 continues batch k row by row.
 
     The offset is drawn uniformly from [0, num_steps] with ``generator`` unless given.
+    ``corpus`` (S,): a tensor or a NumPy array (a memory map); see ``SequentialBatches``.
     """
-    _check_batching("seq_data_iter_sequential", corpus, batch_size, num_steps)
-    if offset is None:
-        offset = int(torch.randint(0, num_steps + 1, (1,), generator=generator))
-    num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
-    xs = corpus[offset : offset + num_tokens].reshape(batch_size, -1)  # (N, S/N)
-    ys = corpus[offset + 1 : offset + 1 + num_tokens].reshape(batch_size, -1)  # (N, S/N)
-    for i in range(0, (xs.shape[1] // num_steps) * num_steps, num_steps):
-        yield xs[:, i : i + num_steps], ys[:, i : i + num_steps]
+    yield from SequentialBatches(corpus, batch_size, num_steps, generator=generator, offset=offset)
 
 
 def seq_data_iter_random(
-    corpus: Tensor, batch_size: int, num_steps: int, *, generator: torch.Generator | None = None
+    corpus: Corpus, batch_size: int, num_steps: int, *, generator: torch.Generator | None = None
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """d2l's random partitioning: X, Y (N, T) of shuffled, non-overlapping subsequences."""
-    _check_batching("seq_data_iter_random", corpus, batch_size, num_steps)
-    start = int(torch.randint(0, num_steps, (1,), generator=generator))
-    corpus = corpus[start:]
-    num_subseqs = (len(corpus) - 1) // num_steps
-    starts = torch.randperm(num_subseqs, generator=generator) * num_steps  # (num_subseqs,)
-    steps = torch.arange(num_steps)  # (T,)
-    for i in range(0, (num_subseqs // batch_size) * batch_size, batch_size):
-        idx = starts[i : i + batch_size, None] + steps  # (N, T)
-        yield corpus[idx], corpus[idx + 1]
+    """d2l's random partitioning: X, Y (N, T) of shuffled, non-overlapping subsequences.
+
+    ``corpus`` (S,): a tensor or a NumPy array (a memory map); see ``RandomBatches``."""
+    yield from RandomBatches(corpus, batch_size, num_steps, generator=generator)
