@@ -260,3 +260,19 @@ def test_errors_name_the_class_and_what_arrived() -> None:
     with pytest.raises(ValueError, match=r"holdout_fraction in \(0, 1\), got 1.0"):
         best_kneser_ney(np.arange(20) % 5, 5, holdout_fraction=1.0)
     assert ngram.DISCOUNTS == ("single", "modified")
+
+
+@pytest.mark.parametrize("order", [1, 3, 6])
+def test_perplexity_in_chunks_equals_the_whole_stream(order: int, monkeypatch) -> None:
+    """Scored CHUNK tokens at a time (bounded memory) the perplexity is the one-pass figure:
+    every token keeps its full history across chunk edges (1e-12 relative)."""
+    from grukit.models import ngram
+
+    rng = np.random.default_rng(order)
+    train, val = rng.integers(0, 5, 3000), rng.integers(0, 5, 1001)
+    for model in (ngram.KneserNeyLM(order, 5).fit(train), ngram.UnigramLM(5).fit(train)):
+        whole = model.perplexity(val)
+        for chunk in (1, 7, 100):
+            monkeypatch.setattr(ngram, "CHUNK", chunk)
+            assert model.perplexity(val) == pytest.approx(whole, rel=1e-12)
+        monkeypatch.setattr(ngram, "CHUNK", 1 << 18)

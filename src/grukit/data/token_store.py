@@ -139,7 +139,7 @@ def load_corpus_mapped(
     )
 
 
-def drop_resident(tokens: npt.NDArray[Any]) -> bool:
+def drop_resident(tokens: object) -> bool:
     """Take the pages of a memory map that have been read out of this process's resident set
     (madvise MADV_DONTNEED on the whole map); they stay in the kernel's page cache, so a later
     read is a cheap fault. Reading a whole map otherwise leaves it all resident (clean file

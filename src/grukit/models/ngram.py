@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,6 +111,28 @@ def _perplexity(log_probs: FloatArray) -> float:
     return math.exp(nll) if nll < 709.0 else float("inf")
 
 
+#: Tokens scored at once by ``perplexity``: bounds its memory on any length of text.
+CHUNK = 1 << 18
+
+
+def _stream_perplexity(
+    log_prob: Callable[[npt.ArrayLike], FloatArray], ids: npt.ArrayLike, context: int
+) -> float:
+    """exp(−mean log p) of every token after the first of the stream ``ids`` (S,), scored
+    CHUNK tokens at a time: the chunk [s, e) is read with the ``context`` tokens before it,
+    whose own predictions are dropped, so every token keeps its full history."""
+    ids = np.asarray(ids)
+    if ids.size <= CHUNK + 1:
+        return _perplexity(log_prob(ids))
+    total, count = 0.0, 0
+    for s in range(1, ids.size, CHUNK):
+        a, e = max(s - 1 - context, 0), min(s + CHUNK, ids.size)  # read ids[a:e]
+        lp = log_prob(ids[a:e])[-(e - s) :]  # predictions of positions s … e − 1
+        total, count = total + float(lp.sum()), count + lp.size
+    nll = -total / count
+    return math.exp(nll) if nll < 709.0 else float("inf")
+
+
 class UnigramLM:
     """Add-one (Laplace) unigram: P(w) = (c(w) + 1) / (S + V), the same for every position."""
 
@@ -141,8 +163,8 @@ class UnigramLM:
         return np.log(self._fitted()[ids[1:]])
 
     def perplexity(self, tokens: npt.ArrayLike) -> float:
-        """exp(−mean log_prob(tokens)) over tokens[1:] of the stream (S,)."""
-        return _perplexity(self.log_prob(tokens))
+        """exp(−mean log_prob(tokens)) over tokens[1:] of the stream (S,), in bounded memory."""
+        return _stream_perplexity(self.log_prob, tokens, 0)
 
 
 @dataclass(frozen=True)
@@ -309,8 +331,8 @@ class KneserNeyLM:
         return np.log(self._probs(history, ids[1:]))
 
     def perplexity(self, tokens: npt.ArrayLike) -> float:
-        """exp(−mean log_prob(tokens)) over tokens[1:] of the stream (S,)."""
-        return _perplexity(self.log_prob(tokens))
+        """exp(−mean log_prob(tokens)) over tokens[1:] of the stream (S,), in bounded memory."""
+        return _stream_perplexity(self.log_prob, tokens, self.order - 1)
 
 
 def holdout_perplexities(
@@ -370,6 +392,7 @@ def lm_baselines(
     orders: Iterable[int] = range(2, 9),
     holdout_fraction: float = 0.1,
     discount: Discount = "modified",
+    max_train_tokens: int = 8_000_000,
 ) -> dict[str, Any]:
     """Validation perplexities of the count baselines, for summary.json (JSON-ready):
     ``{"unigram": {...}, "kneser_ney": {"val_perplexity", "order", "discount",
@@ -377,9 +400,12 @@ def lm_baselines(
 
     The unigram and the KN n-gram are fitted on ``train_ids`` (S,) only (the KN order chosen
     on its last ``holdout_fraction``) and score ``val_ids`` (S_val,) as one stream, every
-    token after the first, as ``grukit.training.lm.evaluate`` does.
+    token after the first, as ``grukit.training.lm.evaluate`` does. Counting keeps a few
+    int64 arrays per training token: past ``max_train_tokens`` the models are fitted on the
+    last that many ("train_tokens" says how many were used); scoring is bounded at any size.
     """
     start = time.perf_counter()
+    train_ids = np.asarray(train_ids)[-max_train_tokens:]
     unigram = UnigramLM(vocab_size).fit(train_ids)
     holdout = holdout_perplexities(
         train_ids, vocab_size, orders, holdout_fraction, discount=discount
@@ -394,5 +420,6 @@ def lm_baselines(
             "discount": kn.discount,
             "holdout_perplexity": {str(n): p for n, p in holdout.items()},
         },
+        "train_tokens": int(train_ids.size),
         "seconds": time.perf_counter() - start,
     }

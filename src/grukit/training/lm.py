@@ -29,13 +29,15 @@ from torch.nn import functional as F
 
 from ..backends import resolve
 from ..data.text import (
+    Corpus,
+    RandomBatches,
+    SequentialBatches,
     Vocab,
-    load_corpus,
+    as_batch,
     preprocess,
-    seq_data_iter_random,
-    seq_data_iter_sequential,
     split_corpus,
 )
+from ..data.token_store import drop_resident, load_corpus_mapped
 from ..models.charlm import CharLM, State
 from ..models.ngram import lm_baselines
 from .checkpoint import load_weights
@@ -68,16 +70,19 @@ def data_sha256(corpus: Tensor, vocab: Vocab) -> str:
     return h.hexdigest()
 
 
-def load_data(config: LMConfig) -> tuple[Tensor, Tensor, Vocab]:
+def load_data(config: LMConfig) -> tuple[Corpus, Corpus, Vocab]:
     """(train (S_train,), validation (S_val,), vocab): split by position, then the training
-    part cut to ``max_tokens`` (d2l's preset trains on the book's first 10,000 tokens)."""
+    part cut to ``max_tokens`` (d2l's preset trains on the book's first 10,000 tokens). The
+    parts are views of a read-only memory map of the token ids (data/token_store.py)."""
     return _load_data(config)[:3]
 
 
-def _load_data(config: LMConfig) -> tuple[Tensor, Tensor, Vocab, str]:
-    corpus, vocab = load_corpus(config.text, letters_only=config.letters_only)
-    digest = data_sha256(corpus, vocab)
-    train_part, val_part = split_corpus(corpus, config.val_fraction)
+def _load_data(config: LMConfig) -> tuple[Corpus, Corpus, Vocab, str]:
+    """From the text's token store (data/token_store.py: encoded once, memory-mapped, so a
+    text larger than memory trains in bounded memory); the digest is ``data_sha256``'s."""
+    mapped = load_corpus_mapped(config.text, letters_only=config.letters_only)
+    vocab, digest = mapped.vocab, mapped.data_sha256
+    train_part, val_part = split_corpus(mapped.tokens, config.val_fraction)
     if config.max_tokens is not None:
         train_part = train_part[: config.max_tokens]
     need = config.batch_size * config.num_steps + config.num_steps + 1
@@ -122,9 +127,10 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 @torch.no_grad()
-def evaluate(model: CharLM, corpus: Tensor, *, batch_size: int, num_steps: int) -> float:
-    """Perplexity of ``model`` on ``corpus`` (S,): exp(mean cross-entropy of every next token),
-    read as up to ``batch_size`` contiguous streams with the state carried through each."""
+def evaluate(model: CharLM, corpus: Corpus, *, batch_size: int, num_steps: int) -> float:
+    """Perplexity of ``model`` on ``corpus`` (S,) (a tensor or a memory map of token ids):
+    exp(mean cross-entropy of every next token), read as up to ``batch_size`` contiguous
+    streams with the state carried through each."""
     if len(corpus) < 2:
         raise ValueError(f"evaluate: expected a corpus of at least 2 tokens, got {len(corpus)}")
     was_training = model.training
@@ -135,8 +141,8 @@ def evaluate(model: CharLM, corpus: Tensor, *, batch_size: int, num_steps: int) 
     ys = corpus[1 : streams * per + 1].reshape(streams, per)  # (N, S/N)
     state, total = None, 0.0
     for i in range(0, per, num_steps):
-        logits, state = model(xs[:, i : i + num_steps], state)
-        target = ys[:, i : i + num_steps].t().reshape(-1)  # (T·N,) time-major
+        logits, state = model(as_batch(xs[:, i : i + num_steps]), state)
+        target = as_batch(ys[:, i : i + num_steps]).t().reshape(-1)  # (T·N,) time-major
         total += float(F.cross_entropy(logits, target, reduction="sum"))
     model.train(was_training)
     return perplexity(total / (streams * per))
@@ -283,6 +289,7 @@ class LMJob:
         self.model = build_model(config, len(self.vocab))
         self.backend = _resolved_backend(self.model)  # a cell it cannot run is refused here
         self.optimizer = _optimizer(config, self.model)
+        self.steps = 0
 
     def run_config(self) -> dict[str, Any]:
         return {
@@ -293,12 +300,16 @@ class LMJob:
         }
 
     def batches(self, epoch: int) -> Sequence[tuple[Tensor, Tensor]]:
+        """The epoch's batches, each read from the token map when the loop takes it."""
         c, gen = self.config, _epoch_generator(self.config.seed, epoch)
-        read = seq_data_iter_sequential if c.partition == "sequential" else seq_data_iter_random
-        return list(read(self.train_part, c.batch_size, c.num_steps, generator=gen))
+        read = SequentialBatches if c.partition == "sequential" else RandomBatches
+        return read(self.train_part, c.batch_size, c.num_steps, generator=gen)
 
     def loss(self, batch: tuple[Tensor, Tensor], carry: State | None) -> tuple[Tensor, State, int]:
         x, y = batch
+        self.steps += 1
+        if self.steps % 4096 == 0:  # pages of the map read so far leave the resident set
+            drop_resident(self.train_part)
         if carry is not None and self.config.partition == "sequential":
             carry = self.model.detach_state(carry)
         else:
