@@ -211,7 +211,29 @@ def as_batch(rows: Corpus) -> Tensor:
     return torch.from_numpy(np.array(rows, dtype=np.int64))  # a copy: the map is read-only
 
 
-class SequentialBatches(Sequence[tuple[Tensor, Tensor]]):
+class _Batches(Sequence[tuple[Tensor, Tensor]]):
+    """An epoch's batches X, Y (N, T) as a sequence: ``len`` and indexing (``_batch(k)``
+    for k in [0, len)), each batch read when it is taken."""
+
+    _len: int
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, k: int) -> tuple[Tensor, Tensor]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[tuple[Tensor, Tensor]]: ...
+    def __getitem__(self, k: int | slice) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(self._len))]
+        return self._batch(_index(type(self).__name__, k, self._len))
+
+    def _batch(self, k: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+class SequentialBatches(_Batches):
     """The batches of ``seq_data_iter_sequential`` as a sequence: X, Y (N, T) int64, batch
     k+1 continuing batch k row by row; the offset is drawn (or checked) on construction.
 
@@ -236,23 +258,14 @@ class SequentialBatches(Sequence[tuple[Tensor, Tensor]]):
         self.ys = corpus[offset + 1 : offset + 1 + num_tokens].reshape(batch_size, -1)  # (N, S/N)
         self._len = self.xs.shape[1] // num_steps
 
-    def __len__(self) -> int:
-        return self._len
-
-    @overload
-    def __getitem__(self, k: int) -> tuple[Tensor, Tensor]: ...
-    @overload
-    def __getitem__(self, k: slice) -> list[tuple[Tensor, Tensor]]: ...
-    def __getitem__(self, k: int | slice) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(self._len))]
-        i = _index("SequentialBatches", k, self._len) * self.num_steps
+    def _batch(self, k: int) -> tuple[Tensor, Tensor]:
+        i = k * self.num_steps
         return as_batch(self.xs[:, i : i + self.num_steps]), as_batch(
             self.ys[:, i : i + self.num_steps]
         )
 
 
-class RandomBatches(Sequence[tuple[Tensor, Tensor]]):
+class RandomBatches(_Batches):
     """The batches of ``seq_data_iter_random`` as a sequence: X, Y (N, T) int64 of shuffled,
     non-overlapping subsequences; the offset and the order are drawn on construction.
 
@@ -276,17 +289,8 @@ class RandomBatches(Sequence[tuple[Tensor, Tensor]]):
         self.batch_size = batch_size
         self._len = num_subseqs // batch_size
 
-    def __len__(self) -> int:
-        return self._len
-
-    @overload
-    def __getitem__(self, k: int) -> tuple[Tensor, Tensor]: ...
-    @overload
-    def __getitem__(self, k: slice) -> list[tuple[Tensor, Tensor]]: ...
-    def __getitem__(self, k: int | slice) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(self._len))]
-        i = _index("RandomBatches", k, self._len) * self.batch_size
+    def _batch(self, k: int) -> tuple[Tensor, Tensor]:
+        i = k * self.batch_size
         idx = self.starts[i : i + self.batch_size, None] + self.steps  # (N, T)
         return _gather(self.corpus, idx), _gather(self.corpus, idx + 1)
 
