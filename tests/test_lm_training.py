@@ -55,6 +55,7 @@ def test_presets_are_d2l_and_valid() -> None:
         1.0,
     )
     assert (d2l.epochs, d2l.max_tokens, d2l.partition) == (500, 10_000, "sequential")
+    assert d2l.keep == "last" and LMConfig().keep == PRESETS["book"].keep == "best"
     assert PRESETS["book"].max_tokens is None and PRESETS["book"].val_fraction == 0.1
     assert LMConfig.from_dict(d2l.to_dict()) == d2l
     with pytest.raises(ValueError, match="partition"):
