@@ -57,6 +57,23 @@ def test_train_then_generate(tmp_path, corpus_file, capsys) -> None:
     assert capsys.readouterr().out == first
 
 
+def test_the_report_names_the_kept_epoch_and_the_baselines(tmp_path, corpus_file, capsys) -> None:
+    """--keep best with a later epoch worse on validation: stdout names the
+    epoch kept and prints the count baselines of summary.json."""
+    out, text_file = tmp_path / "run", tmp_path / "t.txt"
+    text_file.write_text(read_time_machine()[:6000], encoding="utf-8")
+    args = _train_args(text_file, out, "--optimizer", "adam", "--lr", "0.05", "--epochs", "6",
+                       "--hidden-size", "24", "--seed", "3", "--eval-batch-size", "8",
+                       "--keep", "best")  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    kept, b = summary["kept_epoch"], summary["baselines"]
+    assert kept < 6 and f"perplexity (epoch {kept}, the best validation): train" in text
+    assert f"unigram {b['unigram']['val_perplexity']:.3f}" in text
+    assert f"Kneser-Ney {b['kneser_ney']['order']}-gram" in text
+
+
 def test_raw_chars_and_resume(tmp_path, corpus_file, capsys) -> None:
     out = tmp_path / "raw"
     assert main(_train_args(corpus_file, out, "--raw-chars", "--epochs", "2")) == 0

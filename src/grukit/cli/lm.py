@@ -87,9 +87,10 @@ def _config(args: argparse.Namespace) -> LMConfig:
 
 
 def _report(summary: dict[str, Any]) -> None:
-    val = summary["val_perplexity"]
+    val, kept = summary["val_perplexity"], summary["kept_epoch"]
+    which = "" if kept == summary["epochs_completed"] else f" (epoch {kept}, the best validation)"
     print(
-        f"perplexity: train {summary['train_perplexity']:.3f}, "
+        f"perplexity{which}: train {summary['train_perplexity']:.3f}, "
         f"validation {'-' if val is None else f'{val:.3f}'}; "
         f"{summary['tokens_per_second']:,.0f} tokens/s ({summary['backend']} backend, "
         f"{summary['threads']} thread(s)); {summary['epochs_completed']} epochs in "
