@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
             "mae": [r["test"]["mae"] for r in runs],
             "mase": [r["test"]["mase"] for r in runs],
             "coverage": [r["test"]["coverage"] for r in runs],
+            "coverage_raw": [r["test"]["coverage_raw"] for r in runs],
+            "pinball": [r["test"]["pinball"] for r in runs],
+            "pinball_raw": [r["test"]["pinball_raw"] for r in runs],
+            "crps": [r["test"]["crps"] for r in runs],
+            "margin": [r["calibration"].get("margin") for r in runs],
+            "val_mae": [r["val_mae"] for r in runs],
+            "notes": runs[0]["notes"],
             "seconds": [r["seconds"] for r in runs],
             "baselines": runs[0]["baselines"],  # deterministic: the same for every seed
             "horizon": runs[0]["horizon"],
@@ -73,16 +80,23 @@ def _pm(xs: list[float]) -> str:
 
 def _table(results: dict[str, dict], n: int) -> str:
     rows = [
-        f"| series | H | GRU test MAE (mean ± std, {n} seeds) | seasonal naive MAE | "
-        "naive MAE | GRU MASE | seasonal naive MASE | 80% interval coverage |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| series | H | GRU test MAE (mean ± std, {n} seeds) | Holt-Winters MAE | "
+        "seasonal naive MAE | naive MAE | GRU MASE | Holt-Winters MASE | seasonal naive MASE "
+        "| 80% interval coverage (raw → calibrated) | GRU pinball (calibrated) | GRU CRPS | "
+        "Holt-Winters CRPS (= MAE) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     for name, r in results.items():
         b = r["baselines"]
+        hw = b.get("holt_winters")
+        hw_mae, hw_mase = (f"{hw['mae']:.4g}", f"{hw['mase']:.3g}") if hw else ("skipped",) * 2
         rows.append(
             f"| {name} ({r['frequency']}, m={r['season']}) | {r['horizon']} | {_pm(r['mae'])} | "
-            f"{b['seasonal_naive']['mae']:.4g} | {b['naive']['mae']:.4g} | {_pm(r['mase'])} | "
-            f"{b['seasonal_naive']['mase']:.3g} | {_pm(r['coverage'])} |"
+            f"{hw_mae} | {b['seasonal_naive']['mae']:.4g} | {b['naive']['mae']:.4g} | "
+            f"{_pm(r['mase'])} | {hw_mase} | {b['seasonal_naive']['mase']:.3g} | "
+            f"{_pm(r['coverage_raw'])} → {_pm(r['coverage'])} | {_pm(r['pinball'])} | "
+            f"{_pm(r['crps'])} | {hw_mae} |"
         )
     return "\n".join(rows)
 
