@@ -141,7 +141,8 @@ def test_calibration_end_to_end_raises_coverage_and_predict_applies_it(tmp_path:
 
         q = forecast_levels(model, job.prepared, job.prepared.z[t - 10 : t], y[:t])
         lo.append(q[:, 0]), hi.append(q[:, -1]), ys.append(y[t : t + 50])
-    assert abs(cal["margin"] - conformal_margin(np.array(lo), np.array(hi), np.array(ys), 0.2)) < TOL
+    q_hat = conformal_margin(np.array(lo), np.array(hi), np.array(ys), 0.2)
+    assert abs(cal["conformal_margin"] - q_hat) < TOL and cal["margin"] == max(q_hat, 0.0)
     f = predict_forecast(tmp_path / "run")
     raw_q = np.stack([f["lower_raw"], f["median"], f["upper_raw"]], axis=1)  # (H, Q)
     a, b = calibrated_interval(raw_q, 1, cal)
@@ -162,3 +163,24 @@ def test_no_validation_keeps_the_raw_interval_and_says_so(tmp_path: Path) -> Non
     assert summary["calibration"]["method"] == "none"
     f = predict_forecast(tmp_path / "run")
     assert f["lower"] == f["lower_raw"] and f["calibration"] is None
+
+
+def test_without_statsmodels_the_run_completes_and_says_hw_was_skipped(tmp_path: Path) -> None:
+    """statsmodels hidden (tests/test_extras.py's BLOCK): a run completes, with naive and
+    seasonal naive only, and a note naming the extra to install."""
+    from test_extras import BLOCK, run_python
+
+    path = tmp_path / "noise.csv"
+    _noise_csv(path, 80)
+    code = BLOCK.format(blocked=("statsmodels",)) + (
+        "import json\n"
+        "from grukit.training.forecast import forecast_config, train_forecast\n"
+        f"cfg = forecast_config(csv={str(path)!r}, columns=('y',), horizon=8, lookback=8,"
+        " epochs=1, hidden_size=4)\n"
+        f"s = train_forecast(cfg, {str(tmp_path / 'run')!r}, show_progress=False)\n"
+        "print(json.dumps([sorted(s['baselines']), s['notes']]))\n"
+    )
+    baselines, notes = json.loads(run_python(code).splitlines()[-1])
+    assert baselines == ["naive", "seasonal_naive"]
+    assert len(notes) == 1 and "Holt-Winters baseline skipped" in notes[0]
+    assert "pip install 'grukit[forecast]'" in notes[0]

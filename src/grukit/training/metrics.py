@@ -173,7 +173,9 @@ def apply_margin(
     return lo, hi
 
 
-def holt_winters(history: np.ndarray, horizon: int, season: int, *, multiplicative: bool) -> np.ndarray:
+def holt_winters(
+    history: np.ndarray, horizon: int, season: int, *, multiplicative: bool
+) -> np.ndarray:
     """Holt-Winters forecast (H,) from history (T,): statsmodels' ExponentialSmoothing with
     an additive (linear) trend and a multiplicative or additive season of length
     ``season`` (none when season is 1 or the history holds under two seasons), parameters
