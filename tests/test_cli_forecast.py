@@ -101,7 +101,7 @@ def test_readme_csv_command_on_a_60_point_monthly_series(
     args += ["--horizon", "12", "--out", str(tmp_path / "mine"), "--epochs", "3", "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "train 36, validation 12, test 12 points" in out and "holt winters" in out
+    assert "train 36, validation 12, test 12 points" in out and "Holt-Winters" in out
     cfg = json.loads((tmp_path / "mine" / "config.json").read_text())["config"]
     assert cfg["lookback"] == 12 and cfg["season"] == 12
     _monthly_csv(path, 144, 0.1)

@@ -129,7 +129,9 @@ def _report(s: dict[str, Any], out: str) -> None:
         f"best epoch {s['best_epoch']}"
     )
     print(f"{'test':<16}" + "".join(f"{m.upper():>10}" for m in _METRICS))
-    rows = {"GRU": s["test"], **{k.replace("_", " "): v for k, v in s["baselines"].items()}}
+    labels = {"holt_winters": "Holt-Winters"}
+    rows = {"GRU": s["test"], **{labels.get(k, k.replace("_", " ")): v
+                                 for k, v in s["baselines"].items()}}  # fmt: skip
     for name, m in rows.items():
         print(f"{name:<16}" + "".join(f"{m[k]:>10.4g}" for k in _METRICS))
     lo, hi = s["interval"]

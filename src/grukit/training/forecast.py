@@ -66,6 +66,14 @@ __all__ = [
 ]
 
 
+#: How the baselines are named in plots and reports.
+BASELINE_LABELS = {
+    "naive": "naive",
+    "seasonal_naive": "seasonal naive",
+    "holt_winters": "Holt-Winters",
+}
+
+
 def series_sha256(series: Series) -> str:
     """sha256 of a series' values (T, C), columns and timestamps: what a run trains on,
     stored in config.json so that resuming on changed data is refused."""
@@ -411,9 +419,13 @@ def _plot_forecast(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict[st
         forecast=(xs[t0:], f["median"]),
         interval=(f["lower"], f["upper"]),
         interval_quantiles=(summary["interval"][0], summary["interval"][1]),
-        baselines={name.replace("_", " "): f[name] for name in summary["baselines"]},
-        title=f"{s.name}: test MAE GRU {summary['test']['mae']:.3g}, seasonal naive "
-        f"{summary['baselines']['seasonal_naive']['mae']:.3g}",
+        baselines={BASELINE_LABELS[name]: f[name] for name in summary["baselines"]},
+        title=f"{s.name}: test MAE GRU {summary['test']['mae']:.3g}, "
+        + ", ".join(
+            f"{BASELINE_LABELS[k]} {v['mae']:.3g}"
+            for k, v in summary["baselines"].items()
+            if k != "naive"
+        ),  # fmt: skip
         ylabel=f"{s.columns[0]} ({s.unit})" if s.unit else s.columns[0],
     )
 
