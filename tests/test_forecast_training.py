@@ -18,7 +18,13 @@ from grukit.training.forecast import (
     predict_forecast,
     train_forecast,
 )
-from grukit.training.metrics import forecast_metrics, mase_scale, naive, seasonal_naive
+from grukit.training.metrics import (
+    forecast_metrics,
+    holt_winters,
+    mase_scale,
+    naive,
+    seasonal_naive,
+)
 
 TOL = 1e-12
 
@@ -61,7 +67,7 @@ def test_airline_run_directory_and_baselines(tmp_path: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary) >= {"test", "baselines", "horizon", "test_points"}
     assert summary["horizon"] == 24 and summary["test_points"] == 24
-    assert set(summary["baselines"]) == {"naive", "seasonal_naive"}
+    assert set(summary["baselines"]) == {"naive", "seasonal_naive", "holt_winters"}
     assert set(summary["test"]) >= {"mae", "rmse", "mape", "smape", "mase"}
     # hand oracle from the raw values: test = the last 24 months, season 12
     y = load_bundled("airline").values[:, 0].tolist()
@@ -77,6 +83,24 @@ def test_airline_run_directory_and_baselines(tmp_path: Path) -> None:
     assert (np.array(s["forecast"]["lower"]) <= med).all()
     assert (med <= np.array(s["forecast"]["upper"])).all()
     assert len(s["forecast"]["time"]) == 24 and s["forecast"]["time"][0] == "1959-01"
+    # Holt-Winters fitted on everything before test (as the naive ones), multiplicative
+    # season (the preset logs); its CRPS is its MAE
+    hw = holt_winters(np.array(y[:120]), 24, 12, multiplicative=True)
+    hw_mae = np.abs(hw - np.array(y[120:])).mean()
+    assert abs(s["baselines"]["holt_winters"]["mae"] - hw_mae) < TOL
+    assert abs(s["baselines"]["holt_winters"]["crps"] - hw_mae) < TOL
+    # the GRU's pinball over (lower, median, upper) at 0.1, 0.5, 0.9, calibrated and raw
+    f, act = s["forecast"], np.array(y[120:])
+    for suffix, lo, hi in (("", f["lower"], f["upper"]), ("_raw", f["lower_raw"], f["upper_raw"])):
+        want = 0.0
+        for k in range(24):
+            for tau, q in ((0.1, lo[k]), (0.5, f["median"][k]), (0.9, hi[k])):
+                u = act[k] - q
+                want += max(tau * u, (tau - 1) * u) / 72
+        assert abs(s["test"]["pinball" + suffix] - want) < TOL
+        assert abs(s["test"]["crps" + suffix] - 2 * want) < TOL
+        inside = np.mean((act >= np.array(lo)) & (act <= np.array(hi)))
+        assert s["test"]["coverage" + suffix] == inside
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
 
 

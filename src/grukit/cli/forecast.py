@@ -31,7 +31,7 @@ from .train_options import (
 
 __all__ = ["register"]
 
-_METRICS = ("mae", "rmse", "mape", "smape", "mase")
+_METRICS = ("mae", "rmse", "mape", "smape", "mase", "crps")
 
 
 def register(subparsers: Any) -> None:
@@ -129,11 +129,26 @@ def _report(s: dict[str, Any], out: str) -> None:
         f"best epoch {s['best_epoch']}"
     )
     print(f"{'test':<16}" + "".join(f"{m.upper():>10}" for m in _METRICS))
-    rows = {"GRU": s["test"], **{k.replace("_", " "): v for k, v in s["baselines"].items()}}
+    labels = {"holt_winters": "Holt-Winters"}
+    rows = {"GRU": s["test"], **{labels.get(k, k.replace("_", " ")): v
+                                 for k, v in s["baselines"].items()}}  # fmt: skip
     for name, m in rows.items():
         print(f"{name:<16}" + "".join(f"{m[k]:>10.4g}" for k in _METRICS))
     lo, hi = s["interval"]
-    print(f"{round((hi - lo) * 100)}% interval coverage on test: {s['test']['coverage']:.2f}")
+    t, cal = s["test"], s["calibration"]
+    how = (
+        f"calibrated on {cal['points']} validation points (split-conformal, {cal['scale']} "
+        f"scale); raw {t['coverage_raw']:.2f}"
+        if cal["method"] == "split-conformal"
+        else f"raw: {cal['note']}"
+    )
+    print(f"{round((hi - lo) * 100)}% interval coverage on test: {t['coverage']:.2f} ({how})")
+    print(f"pinball loss {t['pinball']:.4g}, CRPS {t['crps']:.4g} (≈ 2·pinball over the "
+          f"quantiles; a point forecast's CRPS is its MAE)")  # fmt: skip
+    for note in s.get("notes", []):
+        print(f"note: {note}")
+    for warning in s.get("warnings", []):
+        print(f"WARNING: {warning}")
     print(f"wrote {Path(out) / 'summary.json'}, forecast.png, model.safetensors")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._extras import MissingExtraError
 from ..backends import resolve as resolve_backend
 from ..data.series import (
     BUNDLED,
@@ -38,7 +40,17 @@ from ..models.forecaster import Forecaster
 from .checkpoint import load_weights
 from .forecast_config import PRESETS, ForecastConfig, forecast_config, load_series
 from .integrity import TrainingDiverged, check_state_dict
-from .metrics import forecast_metrics, mase_scale, naive, seasonal_naive
+from .metrics import (
+    apply_margin,
+    conformal_margin,
+    forecast_metrics,
+    holt_winters,
+    interval_metrics,
+    mase_scale,
+    naive,
+    point_interval_metrics,
+    seasonal_naive,
+)
 from .plots import plot_curves, plot_forecast
 from .run_dir import RunDir
 from .trainer import describe_run, train
@@ -52,6 +64,14 @@ __all__ = [
     "predict_forecast",
     "train_forecast",
 ]
+
+
+#: How the baselines are named in plots and reports.
+BASELINE_LABELS = {
+    "naive": "naive",
+    "seasonal_naive": "seasonal naive",
+    "holt_winters": "Holt-Winters",
+}
 
 
 def series_sha256(series: Series) -> str:
@@ -223,9 +243,12 @@ def train_forecast(
     job, run, result = train(lambda: ForecastJob(config), out, resume=resume, overwrite=overwrite,
                              show_progress=show_progress, until_epoch=until_epoch)  # fmt: skip
     c, p, model = job.config, job.prepared, job.model
-    summary = _evaluate_test(model, p, c, job.series)
+    calibration = calibrate(model, p, c)
+    summary = _evaluate_test(model, p, c, job.series, calibration)
     kept = [r for r in result.records if r["epoch"] == result.kept_epoch]
     summary["val_mae"] = kept[0]["val_mae"] if kept else None
+    summary["validation_baselines"] = _validation_baselines(p, c, job.val_starts)
+    summary["warnings"] = _warnings(summary)
     summary.update(result.summary(job.unit))
     if result.world.main:  # the one process that writes (distributed.py)
         run.write_summary(summary)
@@ -233,25 +256,103 @@ def train_forecast(
     return summary
 
 
-def _evaluate_test(model: Forecaster, p: Prepared, c: ForecastConfig, s: Series) -> dict[str, Any]:
+def _window_forecasts(
+    model: Forecaster, p: Prepared, starts: np.ndarray, lookback: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quantile forecasts (N, H, Q) and actuals (N, H), in the series' units, of the
+    windows whose targets start at each index in ``starts`` (N,)."""
+    y, h = p.series.values[:, 0], model.horizon
+    q = [forecast_levels(model, p, p.z[t - lookback : t], y[:t]) for t in starts]
+    return np.array(q).reshape(len(q), h, -1), np.array([y[t : t + h] for t in starts])
+
+
+def _alpha(model: Forecaster) -> float:
+    """1 − the probability between the outer quantile levels (0.2 for 10%–90%)."""
+    qs: list[float] = model.quantiles.tolist()
+    return round(1.0 - (qs[-1] - qs[0]), 6)
+
+
+def calibrate(model: Forecaster, p: Prepared, c: ForecastConfig) -> dict[str, Any]:
+    """Split-conformal calibration of the outer-quantile interval on the validation windows
+    (metrics.conformal_margin), summary.json's "calibration": one margin pooled over the H
+    steps of every validation window (with the default validation = H there is one window,
+    so a margin per step would rest on one point), on the log scale when the config logs
+    the series (its errors grow with the level) and in the series' units otherwise. Without
+    validation points, or with too few for the level, method "none": the raw interval.
+
+    The margin applied is max(q̂, 0): the interval is widened, never narrowed, because the
+    same validation points chose the kept epoch (the least validation MAE), so their
+    scores are optimistic and a negative q̂ would narrow on biased evidence (on airline it
+    took test coverage from 0.49 to 0.28). q̂ itself is kept as "conformal_margin"."""
+    alpha, scale = _alpha(model), "log" if c.log else "units"
+    starts = p.val[1][:, 0] if len(p.val[1]) else np.zeros(0, dtype=np.int64)
+    if not starts.size:
+        return {"method": "none", "alpha": alpha, "note": "no validation part (validation 0): "
+                "nothing to calibrate on, the interval is the quantile head's raw one"}  # fmt: skip
+    q, y = _window_forecasts(model, p, starts, c.lookback)  # (N, H, Q), (N, H)
+    f = np.log if c.log else np.asarray
+    margin = conformal_margin(f(q[..., 0]), f(q[..., -1]), f(y), alpha)
+    inside = float(np.mean((y >= q[..., 0]) & (y <= q[..., -1])))
+    if not math.isfinite(margin):
+        return {"method": "none", "alpha": alpha, "points": int(y.size), "note": f"{y.size} "
+                f"validation points are too few to calibrate a {1 - alpha:.0%} interval: the "
+                "interval is the quantile head's raw one"}  # fmt: skip
+    return {"method": "split-conformal", "alpha": alpha, "scale": scale,
+            "margin": max(margin, 0.0), "conformal_margin": margin,
+            "points": int(y.size), "windows": int(starts.size),
+            "validation_coverage_raw": inside}  # fmt: skip
+
+
+def calibrated_interval(q: np.ndarray, median_index: int, calibration: dict[str, Any] | None
+                        ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The interval (lower, upper) (H,) each of quantile forecasts q (H, Q) under a stored
+    ``calibration`` (``calibrate``'s dict; None or method "none": the raw outer quantiles)."""
+    lo, med, hi = q[:, 0], q[:, median_index], q[:, -1]
+    if not calibration or calibration.get("method") != "split-conformal":
+        return lo, hi
+    margin = float(calibration["margin"])
+    if calibration["scale"] == "log":
+        a, b = apply_margin(np.log(lo), np.log(med), np.log(hi), margin)
+        return np.exp(a), np.exp(b)
+    return apply_margin(lo, med, hi, margin)
+
+
+def _evaluate_test(
+    model: Forecaster, p: Prepared, c: ForecastConfig, s: Series, calibration: dict[str, Any]
+) -> dict[str, Any]:
     y, t0, h = s.values[:, 0], p.split.test_start, c.horizon
     q = forecast_levels(model, p, p.z[t0 - c.lookback : t0], y[:t0])  # (H, Q)
-    lo, med, hi = q[:, 0], q[:, model.median_index], q[:, -1]
+    med = q[:, model.median_index]
+    levels = np.round(model.quantiles.double().numpy(), 6)  # float32 buffer: 0.1 not 0.1000000015
+    lo, hi = calibrated_interval(q, model.median_index, calibration)
     actual, scale = y[t0:], mase_scale(y[: p.split.train_end], c.season)
-    test = forecast_metrics(actual, med, scale)
-    test["coverage"] = float(np.mean((actual >= lo) & (actual <= hi)))
+    q_cal = q.copy()
+    q_cal[:, 0], q_cal[:, -1] = lo, hi
+    raw = interval_metrics(actual, q, levels)
+    test = {**forecast_metrics(actual, med, scale), **interval_metrics(actual, q_cal, levels),
+            **{f"{k}_raw": v for k, v in raw.items()}}  # fmt: skip
     base = {"naive": naive(y[:t0], h), "seasonal_naive": seasonal_naive(y[:t0], h, c.season)}
+    notes = []
+    try:  # fitted on everything before test, as naive and seasonal naive are
+        base["holt_winters"] = holt_winters(y[:t0], h, c.season, multiplicative=c.log)
+    except (MissingExtraError, ValueError) as err:
+        notes.append(f"Holt-Winters baseline skipped: {err}")
     labels = [s.timeline.to_text(o) for o in s.timeline.ordinals[t0:]] if s.timeline else None
     return {
         "dataset": s.name,
         "target": s.columns[0],
         "test": test,
-        "baselines": {k: forecast_metrics(actual, v, scale) for k, v in base.items()},
+        "baselines": {
+            k: {**forecast_metrics(actual, v, scale), **point_interval_metrics(actual, v, levels)}
+            for k, v in base.items()
+        },
+        "notes": notes,
         "horizon": h,
         "test_points": int(actual.shape[0]),
         "season": c.season,
         "mase_scale": scale,
         "interval": [round(float(model.quantiles[0]), 6), round(float(model.quantiles[-1]), 6)],
+        "calibration": calibration,
         "split": {
             "train": p.split.train_end,
             "validation": p.split.test_start - p.split.train_end,
@@ -265,9 +366,45 @@ def _evaluate_test(model: Forecaster, p: Prepared, c: ForecastConfig, s: Series)
             "median": med.tolist(),
             "lower": lo.tolist(),
             "upper": hi.tolist(),
+            "lower_raw": q[:, 0].tolist(),
+            "upper_raw": q[:, -1].tolist(),
             **{k: v.tolist() for k, v in base.items()},
         },
     }
+
+
+def _validation_baselines(p: Prepared, c: ForecastConfig, starts: np.ndarray) -> dict[str, float]:
+    """The baselines' validation MAE, computed as the GRU's is (``_evaluate``): the mean
+    over validation windows of the MAE of the forecast from everything before the window."""
+    if not starts.size:
+        return {}
+    y, h = p.series.values[:, 0], c.horizon
+
+    def mae(forecasts: list[np.ndarray]) -> float:
+        return float(
+            np.mean(
+                [np.abs(f - y[t : t + h]).mean() for f, t in zip(forecasts, starts, strict=True)]
+            )
+        )
+
+    return {
+        "naive": mae([naive(y[:t], h) for t in starts]),
+        "seasonal_naive": mae([seasonal_naive(y[:t], h, c.season) for t in starts]),
+    }
+
+
+def _warnings(summary: dict[str, Any]) -> list[str]:
+    """Plain statements of what the user must know: a baseline beat the GRU on validation."""
+    gru, out = summary.get("val_mae"), []
+    for name, mae in summary["validation_baselines"].items():
+        if gru is not None and mae < gru:
+            out.append(
+                f"the GRU's validation MAE ({gru:.4g}) is worse than {name.replace('_', ' ')}'s "
+                f"({mae:.4g}) on the same validation windows: on this series "
+                f"{name.replace('_', ' ')} is the better forecast (more epochs, another lookback "
+                "or transforms may help)"
+            )
+    return out
 
 
 def _plot_forecast(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict[str, Any]) -> None:
@@ -282,9 +419,13 @@ def _plot_forecast(run: RunDir, p: Prepared, c: ForecastConfig, summary: dict[st
         forecast=(xs[t0:], f["median"]),
         interval=(f["lower"], f["upper"]),
         interval_quantiles=(summary["interval"][0], summary["interval"][1]),
-        baselines={"seasonal naive": f["seasonal_naive"], "naive": f["naive"]},
-        title=f"{s.name}: test MAE GRU {summary['test']['mae']:.3g}, seasonal naive "
-        f"{summary['baselines']['seasonal_naive']['mae']:.3g}",
+        baselines={BASELINE_LABELS[name]: f[name] for name in summary["baselines"]},
+        title=f"{s.name}: test MAE GRU {summary['test']['mae']:.3g}, "
+        + ", ".join(
+            f"{BASELINE_LABELS[k]} {v['mae']:.3g}"
+            for k, v in summary["baselines"].items()
+            if k != "naive"
+        ),  # fmt: skip
         ylabel=f"{s.columns[0]} ({s.unit})" if s.unit else s.columns[0],
     )
 
@@ -307,6 +448,29 @@ def _run_config(run: RunDir) -> tuple[ForecastConfig, dict[str, Any]]:
     if not isinstance(cfg["columns"], list) or not cfg["columns"]:
         raise ValueError(f"predict_forecast: expected a list of columns in {run.config}")
     return c, {**cfg, "tf": tf, "scaler_obj": scaler}
+
+
+def _stored_calibration(run: RunDir) -> dict[str, Any] | None:
+    """The interval calibration summary.json stores (``calibrate``), checked; None when the
+    run has no summary (interrupted) or predates calibration: the raw interval."""
+    if not run.summary.is_file():
+        return None
+    cal = json.loads(run.summary.read_text()).get("calibration")
+    if cal is None or (isinstance(cal, dict) and cal.get("method") == "none"):
+        return None
+    ok = (
+        isinstance(cal, dict)
+        and cal.get("method") == "split-conformal"
+        and cal.get("scale") in ("log", "units")
+        and isinstance(cal.get("margin"), (int, float))
+        and math.isfinite(cal["margin"])
+    )
+    if not ok:
+        raise ValueError(
+            f"predict_forecast: expected a split-conformal calibration in {run.summary}, "
+            f"got {cal!r}"
+        )
+    return dict(cal)
 
 
 def load_model(run: RunDir, backend: str = "auto") -> Forecaster:
@@ -371,15 +535,20 @@ def predict_forecast(
     tf, scaler = cfg["tf"], cfg["scaler_obj"]
     z = scaler.transform(tf.forward(series.values[-need:]))[-c.lookback :]  # (L, C)
     q = forecast_levels(model, None, z, series.values[:, 0], scaler=scaler, tf=tf)
+    calibration = _stored_calibration(run)
+    lo, hi = calibrated_interval(q, model.median_index, calibration)
     _, labels = series.future(c.horizon)
     qs = model.quantiles.tolist()
     return {
         "series": series.name,
         "target": series.columns[0],
         "time": labels,
-        "lower": q[:, 0].tolist(),
+        "lower": lo.tolist(),
         "median": q[:, model.median_index].tolist(),
-        "upper": q[:, -1].tolist(),
+        "upper": hi.tolist(),
+        "lower_raw": q[:, 0].tolist(),
+        "upper_raw": q[:, -1].tolist(),
         "interval": [round(qs[0], 6), round(qs[-1], 6)],
+        "calibration": calibration,
         "data": series.fill_report(),
     }

@@ -137,7 +137,11 @@ def forecast_config(**given: Any) -> ForecastConfig:
         season m     the CSV's dates (12 monthly, 52 weekly, 7 daily; 1 without dates)
         horizon H    m (at least 1)
         validation   H
-        lookback L   2·m, or 2·H without a season
+        lookback L   2·m, or 2·H without a season, at most half of what the training
+                     part leaves after one horizon (and the differencing lag):
+                     L ≤ (T_train − diff − H + 1) // 2, so that a short series keeps at
+                     least L training windows (60 monthly points, H = 12: L = 12, 13
+                     windows; two seasons would leave one)
 
     so ``forecast_config(dataset="airline", horizon=12)`` validates on 12 points.
     """
@@ -159,11 +163,14 @@ def forecast_config(**given: Any) -> ForecastConfig:
     source: dict[str, Any] = {k: given[k] for k in ("csv", "columns", "date_column") if k in given}
     cfg = ForecastConfig.from_dict({"dataset": None, **source, "log": False, "diff": 0})
     derived = dict(given)
+    series = load_series(cfg)
     if "season" not in derived:
-        derived["season"] = load_series(cfg).default_season()
+        derived["season"] = series.default_season()
     derived.setdefault("horizon", max(derived["season"], 1))
     derived.setdefault("validation", derived["horizon"])
-    m, h = derived["season"], derived["horizon"]
-    if isinstance(m, int) and isinstance(h, int):  # else ForecastConfig names the bad one
-        derived.setdefault("lookback", 2 * m if m > 1 else 2 * h)
+    m, h, v = derived["season"], derived["horizon"], derived["validation"]
+    diff = derived.get("diff", 0)
+    if all(isinstance(x, int) for x in (m, h, v, diff)):  # else ForecastConfig names it
+        room = (len(series) - h - v - diff - h + 1) // 2  # half the training window span
+        derived.setdefault("lookback", max(1, min(2 * m if m > 1 else 2 * h, room)))
     return ForecastConfig.from_dict({**cfg.to_dict(), **derived})
