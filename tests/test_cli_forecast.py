@@ -27,7 +27,7 @@ def test_train_then_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     text = capsys.readouterr().out
     assert "1961-01" in text and "1962-12" in text
     rows = list(csv.reader((out / "forecast.csv").read_text().splitlines()))
-    assert rows[0] == ["time", "q10", "median", "q90"] and len(rows) == 25
+    assert rows[0] == ["time", "lower80", "median", "upper80"] and len(rows) == 25
     assert all(float(r[1]) <= float(r[2]) <= float(r[3]) for r in rows[1:])
 
 

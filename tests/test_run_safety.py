@@ -287,7 +287,7 @@ def test_predict_output_replaces_a_regular_file_with_the_umask_mode(tmp_path, ai
         assert main(["forecast", "predict", "--run", str(air), "--output", str(target)]) == 0
     finally:
         os.umask(old)
-    assert target.read_text().startswith("time,q10,median,q90")
+    assert target.read_text().startswith("time,lower80,median,upper80")
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
 
 

@@ -166,8 +166,9 @@ def _predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--output: {err}") from None
     f = predict_forecast(args.run, csv=args.csv, columns=args.columns, date_column=args.date_column)
     print(_data_line(f["data"]))
-    lo, hi = (round(q * 100) for q in f["interval"])
-    header = ["time", f"q{lo}", "median", f"q{hi}"]
+    lo, hi = f["interval"]  # the band's quantile levels: an interval of hi − lo probability
+    level = f"{(hi - lo) * 100:.3g}"  # calibrated bounds are no longer those quantiles
+    header = ["time", f"lower{level}", "median", f"upper{level}"]
     buf = io.StringIO()
     buf.write(",".join(header) + "\n")
     print(f"{f['series']}: next {len(f['time'])} values of {f['target']}")
