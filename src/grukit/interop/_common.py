@@ -71,6 +71,13 @@ def dims(fn: str, name: str, t: Tensor, ndim: int, letters: str) -> None:
         )
 
 
+#: Keras and ONNX both order a GRU's gate blocks z, r, h: their block j is torch's block
+#: GRU_ZRH[j] (torch's order is r, z, n).
+GRU_ZRH = (1, 0, 2)
+#: A plain RNN's one block.
+ONE_GATE = (0,)
+
+
 def reorder(t: Tensor, order: Sequence[int], axis: int = 0) -> Tensor:
     """Gate blocks of ``t`` along ``axis`` taken in ``order`` (a new contiguous tensor)."""
     blocks = t.chunk(len(order), dim=axis)

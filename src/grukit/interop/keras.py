@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 
 from ._common import (
+    GRU_ZRH,
+    ONE_GATE,
     Array,
     LayerWeights,
     as_tensor,
@@ -59,10 +61,8 @@ __all__ = [
 
 KerasWeights = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
-# Keras gate block j is torch's block ORDER[j].
-_GRU_ORDER = (1, 0, 2)  # Keras z, r, h = torch blocks z (1), r (0), n (2)
+# Keras gate block j is torch's block ORDER[j] (GRU: _common.GRU_ZRH, z r h).
 _LSTM_ORDER = (0, 1, 2, 3)  # Keras i, f, c, o = torch i, f, g, o
-_RNN_ORDER = (0,)
 
 
 def _from_keras(
@@ -156,7 +156,7 @@ def from_keras_gru(
     """
     fn = "from_keras_gru"
     two = _reset_after(fn, reset_after)
-    return _from_keras(fn, kernel, recurrent_kernel, bias, _GRU_ORDER, two, layer, reverse)
+    return _from_keras(fn, kernel, recurrent_kernel, bias, GRU_ZRH, two, layer, reverse)
 
 
 def to_keras_gru(
@@ -171,7 +171,7 @@ def to_keras_gru(
     dict was trained with (the layout does not record it).
     """
     fn = "to_keras_gru"
-    return _to_keras(fn, state_dict, _GRU_ORDER, _reset_after(fn, reset_after), layer, reverse)
+    return _to_keras(fn, state_dict, GRU_ZRH, _reset_after(fn, reset_after), layer, reverse)
 
 
 def from_keras_lstm(
@@ -212,7 +212,7 @@ def from_keras_rnn(
     bias (H,) or None) as a grukit/torch RNN state_dict (bias_hh = zeros). Match the
     nonlinearity yourself: Keras ``activation="tanh"``/``"relu"``."""
     return _from_keras(
-        "from_keras_rnn", kernel, recurrent_kernel, bias, _RNN_ORDER, False, layer, reverse
+        "from_keras_rnn", kernel, recurrent_kernel, bias, ONE_GATE, False, layer, reverse
     )
 
 
@@ -221,4 +221,4 @@ def to_keras_rnn(
 ) -> KerasWeights:
     """``(kernel (I, H), recurrent_kernel (H, H), bias (H,) = b_ih + b_hh or None)`` for
     ``keras.layers.SimpleRNN``, from a grukit/torch RNN (or RNNCell) state_dict."""
-    return _to_keras("to_keras_rnn", state_dict, _RNN_ORDER, False, layer, reverse)
+    return _to_keras("to_keras_rnn", state_dict, ONE_GATE, False, layer, reverse)

@@ -39,8 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ..backends import torch_builtin
-from ._common import reorder
-from .onnx_layout import GRU_ORDER
+from ._common import GRU_ZRH, reorder
 
 __all__ = ["OPSET", "export_onnx", "reorder_gates", "translation_table"]
 
@@ -53,7 +52,7 @@ _MIN_OPSET = 14  # Squeeze/Unsqueeze with axes as inputs (13) and GRU-14
 def reorder_gates(w: Tensor) -> Tensor:
     """torch gate order [r, z, n] along dim 0 → ONNX's [z, r, h]: (3H, …) → (3H, …)
     (the weight-layout converters' reorder, ``grukit.interop.onnx_layout``)."""
-    return reorder(w, GRU_ORDER)
+    return reorder(w, GRU_ZRH)
 
 
 # --- TorchScript exporter ---------------------------------------------------------------

@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 
 from ._common import (
+    GRU_ZRH,
+    ONE_GATE,
     Array,
     LayerWeights,
     as_tensor,
@@ -51,10 +53,8 @@ __all__ = [
 
 OnnxWeights = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
-# ONNX gate block j is torch's block ORDER[j].
-GRU_ORDER = (1, 0, 2)  # ONNX z, r, h = torch blocks z (1), r (0), n (2)
+# ONNX gate block j is torch's block ORDER[j] (GRU: _common.GRU_ZRH, z r h).
 _LSTM_ORDER = (0, 3, 1, 2)  # ONNX i, o, f, c = torch i (0), o (3), f (1), g (2)
-_RNN_ORDER = (0,)
 
 
 def _from_onnx(
@@ -132,7 +132,7 @@ def from_onnx_gru(
     fn = "from_onnx_gru"
     if linear_before_reset not in (0, 1) or isinstance(linear_before_reset, float):
         raise ValueError(f"{fn}: expected linear_before_reset 0 or 1, got {linear_before_reset!r}")
-    return _from_onnx(fn, W, R, B, GRU_ORDER, layer)
+    return _from_onnx(fn, W, R, B, GRU_ZRH, layer)
 
 
 def to_onnx_gru(state_dict: Mapping[str, Any], *, layer: int = 0) -> OnnxWeights:
@@ -140,7 +140,7 @@ def to_onnx_gru(state_dict: Mapping[str, Any], *, layer: int = 0) -> OnnxWeights
     arrays of the weights' dtype, from a grukit/torch GRU (or GRUCell) state_dict; D = 2
     when layer ``layer`` has ``_reverse`` weights. Set the node's ``linear_before_reset``
     to 1 for reset_after=True (torch.nn.GRU), 0 for reset_after=False."""
-    return _to_onnx("to_onnx_gru", state_dict, GRU_ORDER, layer)
+    return _to_onnx("to_onnx_gru", state_dict, GRU_ZRH, layer)
 
 
 def from_onnx_lstm(W: Array, R: Array, B: Array | None, *, layer: int = 0) -> dict[str, Tensor]:
@@ -159,10 +159,10 @@ def to_onnx_lstm(state_dict: Mapping[str, Any], *, layer: int = 0) -> OnnxWeight
 def from_onnx_rnn(W: Array, R: Array, B: Array | None, *, layer: int = 0) -> dict[str, Tensor]:
     """ONNX ``RNN`` inputs W [D, H, I], R [D, H, H], B [D, 2H] as a grukit/torch RNN
     state_dict. The node's ``activations`` ("Tanh" / "Relu") is the RNN's nonlinearity."""
-    return _from_onnx("from_onnx_rnn", W, R, B, _RNN_ORDER, layer)
+    return _from_onnx("from_onnx_rnn", W, R, B, ONE_GATE, layer)
 
 
 def to_onnx_rnn(state_dict: Mapping[str, Any], *, layer: int = 0) -> OnnxWeights:
     """``(W [D, H, I], R [D, H, H], B [D, 2H] or None)`` for ONNX's ``RNN`` from a
     grukit/torch RNN (or RNNCell) state_dict."""
-    return _to_onnx("to_onnx_rnn", state_dict, _RNN_ORDER, layer)
+    return _to_onnx("to_onnx_rnn", state_dict, ONE_GATE, layer)
