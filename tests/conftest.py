@@ -9,6 +9,7 @@ instead, with the build's failure and compiler output, so CI always tests the de
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -39,6 +40,17 @@ def native_kernel() -> ModuleType:
     if ext is None:
         pytest.skip(f"no native kernel: {build.failure()}")
     return ext
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test, the count restored after it (also where the code
+    under test sets its own, as the CLI does): the problems are tiny, and on a shared 2-core
+    machine OpenMP's waits make them many times slower. Results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from grukit.cli import main
 from grukit.data.text import read_time_machine
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)  # the CLI sets its own thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

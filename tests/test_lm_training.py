@@ -11,15 +11,7 @@ from grukit.data.text import read_time_machine
 from grukit.training import RunDir, load_state
 from grukit.training.lm import PRESETS, LMConfig, evaluate, generate, load_data, load_run, train_lm
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: these tiny models gain nothing from two, and on a shared CPU two
-    spinning OpenMP threads make them many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -27,17 +27,7 @@ import grukit
 from grukit import functional as F
 from grukit.backends.native import build
 
-pytestmark = pytest.mark.usefixtures("native_kernel")  # skips where it is unavailable
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One torch thread: these products are tiny, and on a shared 2-core machine OpenMP's
-    waits made them 10x slower. (The kernel's results do not depend on the thread count.)"""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("native_kernel", "one_thread")  # skips without a kernel
 
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}

@@ -42,13 +42,7 @@ LAYER_KINDS = ["gru", "gru", "gru_before", "gru_before", "rnn_tanh", "rnn_relu",
 LAYER_POISONS = ["none", "nan", "nan", "inf", "-inf", "huge"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One torch thread: tiny problems, and OpenMP's waits on a shared machine dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tolerance(dtype: torch.dtype, gradient: bool) -> dict[str, float]:

@@ -17,13 +17,7 @@ from grukit.training import RunDir, atomic_write, load_state, load_weights, save
 from grukit.training.integrity import DIGEST_KEY
 from grukit.training.lm import LMConfig, load_run, train_lm
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(tmp: Path, **kw) -> LMConfig:

@@ -25,11 +25,7 @@ CONFIGS = {"lm": LMConfig, "forecast": ForecastConfig}
 TIMING = ("seconds", "tokens_per_second", "windows_per_second")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
