@@ -4,6 +4,7 @@ exactly; chunk edges anywhere; reuse, re-encoding and repair of the cache; bound
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -22,9 +23,16 @@ from torch import Tensor
 
 from grukit.data import text
 from grukit.data import token_store as ts
-from grukit.training.lm import data_sha256
 
 SRC = str(Path(ts.__file__).resolve().parents[2])
+
+
+def data_sha256(corpus: torch.Tensor, vocab: text.Vocab) -> str:
+    """The digest a language-model run records, computed the direct way: sha256 of the
+    vocabulary's JSON and the token ids as int64 (the store computes it while encoding)."""
+    h = hashlib.sha256(json.dumps(vocab.to_list()).encode())
+    h.update(corpus.to(torch.int64).numpy().tobytes())
+    return h.hexdigest()
 
 
 # --- today's iterators, verbatim (the oracle: text.py's before they took memory maps) -------

@@ -70,7 +70,7 @@ class MappedCorpus:
     """A memory-mapped corpus. tokens (S,) uint8/uint16/uint32, read-only (cut to
     max_tokens); vocab; source_sha256: of the source file's bytes; tokens_sha256: of the
     stored ids (all S_total of them); data_sha256: sha256 of json(vocab) and the ids as int64,
-    what ``training.lm.data_sha256`` gives for the same corpus; path: the store's folder;
+    what a language-model run records in config.json; path: the store's folder;
     built: whether this call encoded the text (False: reused)."""
 
     tokens: TokenArray
@@ -217,7 +217,7 @@ def _build(
     tmp.mkdir()
     try:
         source_h, ids_h = hashlib.sha256(), hashlib.sha256()
-        data_h = hashlib.sha256(json.dumps(idx_to_token).encode())  # = training.lm.data_sha256
+        data_h = hashlib.sha256(json.dumps(idx_to_token).encode())  # a run's data digest
         at = 0
         with open(tmp / "tokens.npy", "wb") as f:  # written, not mapped: no pages resident
             header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}

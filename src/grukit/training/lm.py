@@ -16,8 +16,6 @@ the tokens trained on), metrics.jsonl, model.safetensors, perplexity.png, summar
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -62,14 +60,6 @@ __all__ = [
 # --- data and model ------------------------------------------------------------------------
 
 
-def data_sha256(corpus: Tensor, vocab: Vocab) -> str:
-    """sha256 of the token ids (S,) and the vocabulary: what a run trains on, stored in
-    config.json so that resuming on an edited text is refused."""
-    h = hashlib.sha256(json.dumps(vocab.to_list()).encode())
-    h.update(corpus.to(torch.int64).numpy().tobytes())
-    return h.hexdigest()
-
-
 def load_data(config: LMConfig) -> tuple[Corpus, Corpus, Vocab]:
     """(train (S_train,), validation (S_val,), vocab): split by position, then the training
     part cut to ``max_tokens`` (d2l's preset trains on the book's first 10,000 tokens). The
@@ -79,7 +69,8 @@ def load_data(config: LMConfig) -> tuple[Corpus, Corpus, Vocab]:
 
 def _load_data(config: LMConfig) -> tuple[Corpus, Corpus, Vocab, str]:
     """From the text's token store (data/token_store.py: encoded once, memory-mapped, so a
-    text larger than memory trains in bounded memory); the digest is ``data_sha256``'s."""
+    text larger than memory trains in bounded memory); the digest (sha256 of the vocabulary's
+    JSON and the ids as int64) is the store's, recorded in config.json."""
     mapped = load_corpus_mapped(config.text, letters_only=config.letters_only)
     vocab, digest = mapped.vocab, mapped.data_sha256
     train_part, val_part = split_corpus(mapped.tokens, config.val_fraction)
