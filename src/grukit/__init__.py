@@ -19,6 +19,7 @@ _EXPORTS = {
     "GRUCell": "grukit.cells",
     "LSTMCell": "grukit.cells",
     "RNNCell": "grukit.cells",
+    "LayerNormGRU": "grukit.variants",
     "OneHot": "grukit.onehot",
     "available_backends": "grukit.backends",
     "export_onnx": "grukit.interop.onnx",
@@ -32,6 +33,7 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "RNNCell",
+    "LayerNormGRU",
     "OneHot",
     "available_backends",
     "export_onnx",
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from .interop.onnx import export_onnx
     from .layers import GRU, LSTM, RNN, RNNBase
     from .onehot import OneHot
+    from .variants import LayerNormGRU
 
 
 def __getattr__(name: str) -> Any:

@@ -19,10 +19,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["gru_cell", "rnn_cell", "lstm_cell", "GATES"]
+__all__ = [
+    "gru_cell",
+    "layer_norm",
+    "layernorm_gru_cell",
+    "zoneout",
+    "rnn_cell",
+    "lstm_cell",
+    "GATES",
+    "LN_EPS",
+]
 
 #: Gate blocks per cell kind (rows of w_ih / w_hh are GATES[kind] * H).
-GATES = {"gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "lstm": 4}
+GATES = {"gru": 3, "layernorm_gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "lstm": 4}
+
+#: ε of every layer normalisation (torch.nn.LayerNorm's default).
+LN_EPS = 1e-5
 
 
 def _linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -39,6 +51,7 @@ def gru_cell(
     b_hh: Tensor | None = None,
     *,
     reset_after: bool = True,
+    recurrent_mask: Tensor | None = None,
 ) -> Tensor:
     r"""One GRU step (Cho et al. 2014, arXiv:1406.1078).
 
@@ -57,25 +70,120 @@ def gru_cell(
         w_ih: (3H, I) rows r, z, n.   w_hh: (3H, H) rows r, z, n.
         b_ih, b_hh: (3H,) or None.
         reset_after: where the reset gate applies (see above).
+        recurrent_mask: (N, H) or (H,), or None. Recurrent dropout (Gal & Ghahramani 2016,
+            Keras' ``recurrent_dropout``): every product with W_hh reads ``h ⊙ mask``
+            instead of h (W_hh (mask ⊙ h), W_hn (r ⊙ mask ⊙ h)); the update z ⊙ h keeps h.
 
     Returns:
         h': (N, H) or (H,), the next hidden state.
     """
     gi = _linear(x, w_ih, b_ih)  # (N, 3H)
+    hm = h if recurrent_mask is None else h * recurrent_mask  # what W_hh multiplies
+    r, z, n = _gru_gates(gi, hm, w_hh, b_hh, reset_after, None)
+    return (1 - z) * n + z * h
+
+
+def _gru_gates(
+    gi: Tensor,
+    hm: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    reset_after: bool,
+    ln_hh: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """r, z, n of a GRU step from the input projection gi (N, 3H) and the state hm (N, H)
+    that W_hh multiplies. With ``ln_hh`` (3H,) the recurrent projection is layer-normalised
+    before its bias (``layernorm_gru_cell``); otherwise plain (``gru_cell``)."""
     i_r, i_z, i_n = gi.chunk(3, dim=-1)  # 3 × (N, H)
     if reset_after:
-        gh = _linear(h, w_hh, b_hh)  # (N, 3H)
+        gh = _normed(hm, w_hh, b_hh, ln_hh)  # (N, 3H)
         h_r, h_z, h_n = gh.chunk(3, dim=-1)  # 3 × (N, H)
         r = torch.sigmoid(i_r + h_r)
         z = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
-    else:
-        w_hr, w_hz, w_hn = w_hh.chunk(3, dim=0)  # 3 × (H, H)
-        b_hr, b_hz, b_hn = (None, None, None) if b_hh is None else b_hh.chunk(3)  # 3 × (H,)
-        r = torch.sigmoid(i_r + _linear(h, w_hr, b_hr))
-        z = torch.sigmoid(i_z + _linear(h, w_hz, b_hz))
-        n = torch.tanh(i_n + _linear(r * h, w_hn, b_hn))
+        return r, z, torch.tanh(i_n + r * h_n)
+    H = hm.shape[-1]
+    w_rz, w_hn = w_hh[: 2 * H], w_hh[2 * H :]  # (2H, H), (H, H)
+    b_rz, b_hn = (None, None) if b_hh is None else (b_hh[: 2 * H], b_hh[2 * H :])
+    ln_rz, ln_n = (None, None) if ln_hh is None else (ln_hh[: 2 * H], ln_hh[2 * H :])
+    h_r, h_z = _normed(hm, w_rz, b_rz, ln_rz).chunk(2, dim=-1)  # 2 × (N, H)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    return r, z, torch.tanh(i_n + _normed(r * hm, w_hn, b_hn, ln_n))
+
+
+def _normed(a: Tensor, w: Tensor, b: Tensor | None, gain: Tensor | None) -> Tensor:
+    """a wᵀ + b, or LN(a wᵀ; gain) + b with a gain: a (…, K), w (M, K) → (…, M)."""
+    if gain is None:
+        return _linear(a, w, b)
+    out = layer_norm(_linear(a, w, None), gain)
+    return out if b is None else out + b
+
+
+def layer_norm(a: Tensor, gain: Tensor, eps: float = LN_EPS) -> Tensor:
+    r"""Layer normalisation over the last axis with a gain and no shift (Ba et al. 2016):
+    :math:`\hat a = (a - \mu) / \sqrt{\sigma^2 + \epsilon} \odot \gamma`, μ and σ²
+    (biased) over the K features of each row. a (…, K), gain (K,) → (…, K)."""
+    return torch.nn.functional.layer_norm(a, (a.shape[-1],), gain, None, eps)
+
+
+def layernorm_gru_cell(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    ln_ih: Tensor,
+    ln_hh: Tensor,
+    *,
+    reset_after: bool = True,
+    recurrent_mask: Tensor | None = None,
+) -> Tensor:
+    r"""One layer-normalised GRU step (Ba et al. 2016; haste's LayerNormGRU).
+
+    The input and recurrent projections are each normalised (``layer_norm``, gains
+    :math:`\gamma_i`, :math:`\gamma_h`, no shift) before their biases, which act as the
+    normalisation's shift:
+
+    .. math::
+        g_i &= \mathrm{LN}(W_{ih} x; \gamma_i) + b_{ih} \qquad (3H, \text{ one norm}) \\
+        g_h &= \mathrm{LN}(W_{hh} h; \gamma_h) + b_{hh}
+              \quad (\text{reset\_after=True: one norm over } 3H) \\
+        r, z &= \sigma(g_{i,r} + g_{h,r}),\ \sigma(g_{i,z} + g_{h,z}) \\
+        n &= \tanh(g_{i,n} + r \odot g_{h,n})  \quad (\text{reset\_after=True}) \\
+        n &= \tanh(g_{i,n} + \mathrm{LN}(W_{hn} (r \odot h); \gamma_{h,n}) + b_{hn})
+              \quad (\text{reset\_after=False}) \\
+        h' &= (1 - z) \odot n + z \odot h
+
+    With reset_after=False the r, z rows of :math:`W_{hh} h` (2H) and the n rows
+    :math:`W_{hn}(r \odot h)` (H) are normalised separately: the n rows' input depends on
+    r, which depends on the first norm, so one norm over 3H would be circular.
+
+    Args:
+        x: (N, I) or (I,).  h: (N, H) or (H,).
+        w_ih: (3H, I), w_hh: (3H, H), rows r, z, n.  b_ih, b_hh: (3H,) or None.
+        ln_ih, ln_hh: (3H,) normalisation gains of the input and recurrent projections.
+        reset_after, recurrent_mask: as ``gru_cell``.
+
+    Returns:
+        h': (N, H) or (H,).
+    """
+    gi = _normed(x, w_ih, b_ih, ln_ih)  # (N, 3H)
+    hm = h if recurrent_mask is None else h * recurrent_mask
+    r, z, n = _gru_gates(gi, hm, w_hh, b_hh, reset_after, ln_hh)
     return (1 - z) * n + z * h
+
+
+def zoneout(h: Tensor, h_new: Tensor, keep: Tensor) -> Tensor:
+    r"""Zoneout (Krueger et al. 2016): each unit keeps its previous value where ``keep`` is
+    1 and takes the cell's new value where it is 0:
+    :math:`h_t = h_{new} + k \odot (h_{t-1} - h_{new})`.
+
+    In training ``keep`` is Bernoulli(p) per unit and step; in evaluation it is p itself,
+    the expectation (as the paper and haste do): :math:`h_t = p\,h_{t-1} + (1-p)\,h_{new}`.
+    h, h_new (N, H) or (H,), keep broadcastable to them → (N, H) or (H,).
+    """
+    return torch.lerp(h_new, h, keep)
 
 
 def rnn_cell(

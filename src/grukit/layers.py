@@ -26,13 +26,21 @@ from torch.nn.utils.rnn import PackedSequence
 from . import _autocast as autocast
 from . import _checks as check
 from ._torch_twin import TorchTwin
-from .backends import CellSpec, Weights, check_backend_name, resolve
+from .backends import CellSpec, Noise, Weights, check_backend_name, resolve
 from .onehot import OneHot
 
 __all__ = ["RNNBase", "GRU", "RNN", "LSTM"]
 
-_GATES = {"gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "lstm": 4}
-_TORCH_MODE = {"gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "lstm": "LSTM"}
+_GATES = {"gru": 3, "layernorm_gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "lstm": 4}
+_TORCH_MODE = {
+    "gru": "GRU",
+    "layernorm_gru": "LayerNormGRU",
+    "rnn_tanh": "RNN_TANH",
+    "rnn_relu": "RNN_RELU",
+    "lstm": "LSTM",
+}
+#: Cells whose recurrence takes recurrent dropout and zoneout (``Noise``).
+_NOISY = ("gru", "layernorm_gru")
 
 State = tuple[Tensor, ...]
 
@@ -47,7 +55,10 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
     input_size, hidden_size, num_layers, bias, batch_first, dropout (between layers,
     training mode only), bidirectional, proj_size (LSTM only), device, dtype.
     Keyword-only: reset_after (GRU variant), backend ("auto" or a name from
-    ``grukit.available_backends()``).
+    ``grukit.available_backends()``), and for the GRUs recurrent_dropout (one mask per
+    sequence on the state W_hh multiplies; Gal & Ghahramani 2016) and zoneout (each unit
+    keeps its previous value with this probability per step; Krueger et al. 2016), both
+    random in training mode only (``grukit.functional.gru_cell``, ``zoneout``).
 
     Generic in ``Hidden``, the state's type: ``Tensor`` (GRU, RNN) or ``(h, c)`` (LSTM).
     """
@@ -70,6 +81,8 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
         *,
         reset_after: bool = True,
         backend: str = "auto",
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -93,6 +106,15 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
         if proj_size and kind != "lstm":
             raise ValueError(f"{owner}: proj_size is only supported for LSTM, got {proj_size}")
         self.proj_size = proj_size
+        self.recurrent_dropout = check.probability(owner, "recurrent_dropout", recurrent_dropout)
+        self.zoneout = check.probability(owner, "zoneout", zoneout)
+        if self.recurrent_dropout == 1.0:
+            raise ValueError(f"{owner}: expected recurrent_dropout in [0, 1), got 1.0")
+        if (self.recurrent_dropout or self.zoneout) and kind not in _NOISY:
+            raise ValueError(
+                f"{owner}: recurrent_dropout and zoneout are for GRU and LayerNormGRU, "
+                f"got them for {self.mode}"
+            )
         self.spec = CellSpec(kind, reset_after)
 
         gate_size = _GATES[kind] * hidden_size
@@ -113,6 +135,8 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
                     shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
                 if proj_size:
                     shapes.append(("weight_hr", (proj_size, hidden_size)))
+                if kind == "layernorm_gru":  # normalisation gains of gi and gh
+                    shapes += [("ln_weight_ih", (gate_size,)), ("ln_weight_hh", (gate_size,))]
                 names = []
                 for stem, shape in shapes:
                     name = stem + suffix
@@ -128,10 +152,14 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
 
     def reset_parameters(self) -> None:
         """U(−1/√H, 1/√H) for every parameter, drawn in torch's order (so a seeded
-        grukit layer starts from the same weights as the seeded torch.nn layer)."""
+        grukit layer starts from the same weights as the seeded torch.nn layer);
+        LayerNormGRU's normalisation gains start at 1."""
         stdv = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -stdv, stdv)
+        for name, weight in self.named_parameters():
+            if name.startswith("ln_weight"):
+                nn.init.ones_(weight)
+            else:
+                nn.init.uniform_(weight, -stdv, stdv)
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
@@ -152,9 +180,32 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
 
     def _weights(self, layer: int, direction: int) -> Weights:
         names = self._all_weights[layer * self.num_directions + direction]
-        p = [getattr(self, n) for n in names]
-        b_ih, b_hh = (p[2], p[3]) if self.bias else (None, None)
-        return Weights(p[0], p[1], b_ih, b_hh, p[-1] if self.proj_size else None)
+        p = {n.rsplit("_l", 1)[0]: getattr(self, n) for n in names}  # stem → parameter
+        return Weights(
+            p["weight_ih"],
+            p["weight_hh"],
+            p.get("bias_ih"),
+            p.get("bias_hh"),
+            p.get("weight_hr"),
+            p.get("ln_weight_ih"),
+            p.get("ln_weight_hh"),
+        )
+
+    def _noise(self, rows: tuple[int, ...], batch: int, like: Tensor) -> Noise | None:
+        """One direction's recurrent dropout and zoneout masks (``Noise``), or None when
+        neither applies. rows: the output's leading shape, (T, N) padded or (S,) packed.
+        Training: h_mask (N, H) Bernoulli(1 − p) / (1 − p), keep (*rows, H) Bernoulli(p)
+        from torch's generator (seeded by ``torch.manual_seed``). Evaluation: no dropout,
+        and zoneout's keep is p everywhere (the expectation)."""
+        H = self.hidden_size
+        h_mask = keep = None
+        if self.recurrent_dropout and self.training:
+            p = self.recurrent_dropout
+            h_mask = like.new_empty(batch, H).bernoulli_(1 - p).div_(1 - p)  # (N, H)
+        if self.zoneout:
+            keep = like.new_empty(*rows, H)  # (T, N, H) or (S, H)
+            keep = keep.bernoulli_(self.zoneout) if self.training else keep.fill_(self.zoneout)
+        return None if h_mask is None and keep is None else Noise(h_mask, keep)
 
     @property
     def num_directions(self) -> int:
@@ -181,8 +232,11 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
         ):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
-        if self.kind == "gru" and not self.reset_after:
+        if self.kind in _NOISY and not self.reset_after:
             s += ", reset_after=False"
+        for name in ("recurrent_dropout", "zoneout"):
+            if getattr(self, name):
+                s += f", {name}={getattr(self, name)!r}"
         return s
 
     # --- forward ---------------------------------------------------------------------
@@ -295,21 +349,25 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
         if packed is not None and packed.sorted_indices is not None:
             states = tuple(s.index_select(1, packed.sorted_indices) for s in states)
 
-        mod = resolve(owner, self.backend, self.spec, like)
+        noisy = bool((self.recurrent_dropout and self.training) or self.zoneout)
+        spec = CellSpec(self.kind, self.reset_after, noisy)
+        mod = resolve(owner, self.backend, spec, like)
         if isinstance(first, OneHot) and not mod.accepts_onehot:
             first = first.dense(w0.dtype)  # (T, N, I): this backend multiplies the one-hot rows
+        rows = tuple(first.indices.shape if isinstance(first, OneHot) else first.shape[:-1])
         layer_in, finals = first, []
         for layer in range(self.num_layers):
             outs = []
             for direction in range(self.num_directions):
                 idx = layer * self.num_directions + direction
                 out, fin = mod.run(
-                    self.spec,
+                    spec,
                     layer_in,
                     batch_sizes,
                     tuple(s[idx] for s in states),
                     self._weights(layer, direction),
                     reverse=direction == 1,
+                    noise=self._noise(rows, batch, w0) if noisy else None,
                 )
                 outs.append(out)
                 finals.append(fin)
@@ -406,7 +464,9 @@ class GRU(RNNBase[Tensor]):
         h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
 
     Arguments and shapes are ``torch.nn.GRU``'s (see the module docstring), plus
-    keyword-only ``reset_after`` and ``backend``.
+    keyword-only ``reset_after``, ``backend``, ``recurrent_dropout`` and ``zoneout``
+    (training-mode regularisers of the recurrence, see ``RNNBase``; with zoneout the
+    evaluation-mode state is :math:`h_t = p\,h_{t-1} + (1-p)\,h'_t`, its expectation).
     """
 
     def __init__(
@@ -423,6 +483,8 @@ class GRU(RNNBase[Tensor]):
         *,
         reset_after: bool = True,
         backend: str = "auto",
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__(
             "gru",
@@ -438,6 +500,8 @@ class GRU(RNNBase[Tensor]):
             dtype,
             reset_after=reset_after,
             backend=backend,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
         )
 
 

@@ -18,12 +18,13 @@ from torch import Tensor
 
 from .. import _typed_torch
 from . import fused, native, ops, reference, torch_builtin
-from .spec import Backend, CellSpec, Weights, reverse_packed_index
+from .spec import Backend, CellSpec, Noise, Weights, reverse_packed_index
 
 __all__ = [
     "BACKENDS",
     "Backend",
     "CellSpec",
+    "Noise",
     "Weights",
     "available_backends",
     "check_backend_name",
@@ -85,6 +86,12 @@ def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> Backend:
     if torch.onnx.is_in_onnx_export() or _typed_torch.is_tracing():
         # One call per layer direction that ONNX maps to its GRU / RNN / LSTM operators and
         # a jit trace replays at any length; a Python loop would be traced unrolled.
+        if spec.noise or spec.kind not in ("gru", "rnn_tanh", "rnn_relu", "lstm"):
+            what = "zoneout or recurrent dropout" if spec.noise else spec.kind
+            raise ValueError(
+                f"{owner}: ONNX export and jit.trace are not supported for {what} "
+                "(no single ONNX operator computes it)"
+            )
         return fused if spec.kind == "gru" else torch_builtin
     if backend == "auto":
         for mod in BACKENDS.values():
@@ -94,6 +101,7 @@ def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> Backend:
     mod = BACKENDS[backend]
     if not mod.supports(spec, x):
         variant = f"{spec.kind} (reset_after={spec.reset_after})"
+        variant += " with recurrent dropout or zoneout" if spec.noise else ""
         raise ValueError(
             f"{owner}: backend {backend!r} does not compute {variant} on "
             f"{x.device.type}/{x.dtype}; use backend='auto' or 'reference'"

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .. import _typed_torch
 from ..onehot import OneHot, projection, projection_weight_grad
-from .spec import CellSpec, State, Weights
+from .spec import CellSpec, Noise, State, Weights
 
 name = "fused"
 
@@ -519,6 +519,7 @@ def run_with(
     weights: Weights,
     *,
     reverse: bool = False,
+    noise: Noise | None = None,
 ) -> tuple[Tensor, State]:
     """The backend contract (``grukit.backends.spec``) on top of the loops named ``loops``."""
     if spec.kind != "gru":
@@ -535,7 +536,7 @@ def available() -> bool:
 
 
 def supports(spec: CellSpec, x: Tensor) -> bool:
-    return spec.kind == "gru"
+    return spec.kind == "gru" and not spec.noise
 
 
 def run(
@@ -546,6 +547,7 @@ def run(
     weights: Weights,
     *,
     reverse: bool = False,
+    noise: Noise | None = None,
 ) -> tuple[Tensor, State]:
     """One direction of one GRU layer through ``GRUFunction`` with the torch-op loops."""
-    return run_with("torch", spec, x, batch_sizes, state, weights, reverse=reverse)
+    return run_with("torch", spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)

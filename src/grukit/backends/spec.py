@@ -2,7 +2,7 @@
 
 A backend runs **one direction of one layer** over time. Its signature is::
 
-    run(spec, x, batch_sizes, state, weights, *, reverse) -> (output, state_n)
+    run(spec, x, batch_sizes, state, weights, *, reverse, noise) -> (output, state_n)
 
 Shapes (T time, N batch, I input, H hidden, P LSTM projection (P = H without one),
 S = sum(batch_sizes) rows of packed data):
@@ -15,6 +15,8 @@ S = sum(batch_sizes) rows of packed data):
                  (h, c) with h (N, P), c (N, H) for LSTM. Sorted like the packed data.
     weights      ``Weights``: torch's per-direction parameters, ``None`` where absent.
     reverse      run from the last step back to the first (the reverse direction).
+    noise        ``Noise`` (recurrent dropout mask, zoneout keep mask) or None; only given
+                 when ``spec.noise`` is True, and only to backends whose ``supports`` says so.
     output       (T, N, H or P) or (S, H or P): the hidden state after every step.
     state_n      the final state, same form as ``state``; for packed input, each
                  sequence's state after its own last step.
@@ -32,30 +34,49 @@ from torch import Tensor
 
 from ..onehot import OneHot
 
-KINDS = ("gru", "rnn_tanh", "rnn_relu", "lstm")
+KINDS = ("gru", "layernorm_gru", "rnn_tanh", "rnn_relu", "lstm")
 
 
 @dataclass(frozen=True)
 class CellSpec:
     """Which cell function a layer computes.
 
-    kind: "gru" | "rnn_tanh" | "rnn_relu" | "lstm".
+    kind: "gru" | "layernorm_gru" | "rnn_tanh" | "rnn_relu" | "lstm".
     reset_after: GRU variant (see ``grukit.functional.gru_cell``); ignored otherwise.
+    noise: whether this call carries a ``Noise`` (recurrent dropout and/or zoneout, GRU and
+        LayerNormGRU only); a backend that cannot apply it must not claim ``supports``.
     """
 
     kind: str
     reset_after: bool = True
+    noise: bool = False
 
 
 class Weights(NamedTuple):
     """One direction of one layer, torch's names: w_ih (G·H, I), w_hh (G·H, P),
-    b_ih and b_hh (G·H,) or None, w_hr (P, H) for a projected LSTM or None."""
+    b_ih and b_hh (G·H,) or None, w_hr (P, H) for a projected LSTM or None,
+    ln_ih and ln_hh (3H,) the normalisation gains of a LayerNormGRU or None."""
 
     w_ih: Tensor
     w_hh: Tensor
     b_ih: Tensor | None = None
     b_hh: Tensor | None = None
     w_hr: Tensor | None = None
+    ln_ih: Tensor | None = None
+    ln_hh: Tensor | None = None
+
+
+class Noise(NamedTuple):
+    """The random masks of one direction of one layer in training (``grukit.functional``):
+
+    h_mask  (N, H) or None: recurrent dropout, one mask per sequence, values 0 or 1/(1 − p);
+            every product with W_hh reads h ⊙ h_mask.
+    keep    (T, N, H) padded or (S, H) packed, or None: zoneout, 1 where a unit keeps its
+            previous value at that step (Bernoulli(p)); in evaluation filled with p.
+    """
+
+    h_mask: Tensor | None = None
+    keep: Tensor | None = None
 
 
 State = tuple[Tensor, ...]
@@ -72,7 +93,7 @@ class Backend(Protocol):
                     one-hot tensor, and ``run`` raises TypeError for a ``OneHot``.
     available()     whether it can run on this machine (the native one builds on first call).
     supports(spec, x)  whether it computes ``spec`` exactly on tensors like x (T, N, I).
-    run(...)        one direction of one layer over time.
+    run(...)        one direction of one layer over time; ``noise`` only when ``spec.noise``.
     """
 
     name: str
@@ -91,6 +112,7 @@ class Backend(Protocol):
         weights: Weights,
         *,
         reverse: bool = False,
+        noise: Noise | None = None,
     ) -> tuple[Tensor, State]: ...
 
 

@@ -15,7 +15,7 @@ from torch import Tensor
 from .. import _typed_torch
 from ..onehot import OneHot
 from . import reference
-from .spec import CellSpec, State, Weights, dense_input, reverse_packed_index
+from .spec import CellSpec, Noise, State, Weights, dense_input, reverse_packed_index
 
 name = "torch"
 
@@ -41,6 +41,9 @@ def available() -> bool:
 
 
 def supports(spec: CellSpec, x: Tensor) -> bool:
+    """torch's kernels: every cell but the reset_after=False GRU; no LayerNormGRU, no noise."""
+    if spec.noise or spec.kind not in _VF_FUNCTIONS:
+        return False
     return not (spec.kind == "gru" and not spec.reset_after)
 
 
@@ -52,6 +55,7 @@ def run(
     weights: Weights,
     *,
     reverse: bool = False,
+    noise: Noise | None = None,
 ) -> tuple[Tensor, State]:
     """One direction of one layer through torch's single-layer kernel.
 
@@ -59,8 +63,11 @@ def run(
     (each packed sequence reversed within its own length) and reverses back.
     """
     x = dense_input(name, x)
-    if not supports(spec, x):
-        raise ValueError("torch backend: GRU with reset_after=False is not a torch kernel")
+    if not supports(spec, x) or noise is not None:
+        raise ValueError(
+            f"torch backend: {spec} is not a torch kernel (GRU reset_after=False, "
+            "LayerNormGRU, recurrent dropout and zoneout are not)"
+        )
     compiling = torch.compiler.is_compiling() and not (
         torch.onnx.is_in_onnx_export() or keep_kernels_when_compiling
     )

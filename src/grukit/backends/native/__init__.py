@@ -17,7 +17,7 @@ from torch import Tensor
 from ... import _typed_torch
 from ...onehot import OneHot
 from .. import fused
-from ..spec import CellSpec, State, Weights
+from ..spec import CellSpec, Noise, State, Weights
 from . import build
 
 name = "native"
@@ -101,7 +101,10 @@ def available() -> bool:
 
 def supports(spec: CellSpec, x: Tensor) -> bool:
     return (
-        spec.kind == "gru" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+        spec.kind == "gru"
+        and not spec.noise
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
     )
 
 
@@ -113,10 +116,11 @@ def run(
     weights: Weights,
     *,
     reverse: bool = False,
+    noise: Noise | None = None,
 ) -> tuple[Tensor, State]:
     """One direction of one GRU layer through ``fused.GRUFunction`` (eager) or the operator
     ``grukit::gru`` (traced) with the C++ loops."""
-    return fused.run_with(name, spec, x, batch_sizes, state, weights, reverse=reverse)
+    return fused.run_with(name, spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)
 
 
 def gru_cell(
