@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import PackedSequence
 from . import _autocast as autocast
 from . import _checks as check
 from ._torch_twin import TorchTwin
-from .backends import CellSpec, Noise, Weights, check_backend_name, resolve
+from .backends import CellSpec, Noise, Weights, check_backend_name, fused, native, resolve
 from .onehot import OneHot
 
 __all__ = ["RNNBase", "GRU", "RNN", "LSTM"]
@@ -269,6 +269,10 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
         autocast off inside, and the results come back in the input's dtype, as
         ``torch.nn.GRU``'s do: bfloat16 input gives bfloat16 output, float32 gives float32.
         """
+        step = self._streaming_step(input, hx)  # generation's one-step call, cheaply
+        if step is not None:  # a GRU: Hidden is Tensor
+            state: Tensor | tuple[Tensor, Tensor] = step[1]
+            return step[0], cast(Hidden, state)
         if autocast.enabled(self.weight_ih_l0):
             output, h_n = autocast.run(self._forward, self.weight_ih_l0, input, hx)
         else:
@@ -297,6 +301,59 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
             input: Tensor | PackedSequence | OneHot,  # noqa: A002
             hx: Hidden | None = None,
         ) -> tuple[Tensor | PackedSequence, Hidden]: ...
+
+    def _streaming_step(self, x: object, hx: object) -> tuple[Tensor, Tensor] | None:
+        """``forward`` of a one-step batched GRU call in CPU inference — what a generation
+        loop does, ``GRU(x_t, h)`` with x_t (1, N, I) or (N, 1, I) batch_first — as one
+        native ``gru_cell`` call per layer direction, so the layer costs what ``GRUCell``
+        costs. None (``forward`` runs in full) for anything else: autograd, autocast,
+        tracing, noise, dropout between layers, or any input the kernel refuses (its own
+        shape, dtype and device checks raise; ``forward`` then gives the proper error)."""
+        if self.kind != "gru" or type(x) is not Tensor or x.dim() != 3 or not x.is_cpu:
+            return None
+        if (x.shape[1] if self.batch_first else x.shape[0]) != 1 or self.zoneout:
+            return None
+        if self.backend not in ("auto", "native") or x.shape[2] != self.input_size:
+            return None
+        if self.training and self.dropout and self.num_layers > 1:
+            return None
+        params = self._parameters
+        if torch.is_grad_enabled() and (
+            x.requires_grad
+            or (type(hx) is Tensor and hx.requires_grad)
+            or any(w is not None and w.requires_grad for w in params.values())
+        ):
+            return None
+        if torch.is_autocast_enabled("cpu") or fused.traced() or not native.available():
+            return None
+        N, D, H = x.shape[0 if self.batch_first else 1], self.num_directions, self.hidden_size
+        if hx is None:
+            h0 = x.new_zeros(self.num_layers * D, N, H)
+        elif type(hx) is Tensor and hx.shape == (self.num_layers * D, N, H):
+            h0 = hx
+        else:
+            return None
+        layer_in, finals = x.reshape(N, self.input_size), []  # (N, I)
+        try:
+            for layer in range(self.num_layers):
+                outs = []
+                for direction in range(D):
+                    names = self._all_weights[layer * D + direction]  # w_ih, w_hh[, b_ih, b_hh]
+                    w_ih, w_hh = params[names[0]], params[names[1]]
+                    b_ih, b_hh = (params[names[2]], params[names[3]]) if self.bias else (None, None)
+                    h = h0[layer * D + direction]  # (N, H)
+                    assert w_ih is not None and w_hh is not None
+                    out = native.gru_cell(
+                        layer_in, h, w_ih, w_hh, b_ih, b_hh, reset_after=self.reset_after
+                    )
+                    outs.append(out)  # (N, H)
+                finals += outs
+                layer_in = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (N, D·H)
+        except RuntimeError:  # the kernel's checks: shapes, dtypes or devices that don't match
+            return None
+        output = layer_in.unsqueeze(1 if self.batch_first else 0)  # (1, N, D·H) or (N, 1, D·H)
+        h_n = finals[0].unsqueeze(0) if len(finals) == 1 else torch.stack(finals)  # (D·L, N, H)
+        return output, h_n
 
     def _forward(
         self,
