@@ -556,5 +556,7 @@ def run(
     if spec.kind == "layernorm_gru":
         from . import layernorm
 
-        return layernorm.run_with("torch", spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)
+        return layernorm.run_with(
+            "torch", spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise
+        )
     return run_with("torch", spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)

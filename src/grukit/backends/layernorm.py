@@ -69,8 +69,8 @@ def forward_rows(
     assert w.ln_ih is not None and w.ln_hh is not None, "LayerNormGRU without gains"
     S, N, H = x.shape[0], h0.shape[0], w.w_hh.shape[1]
     if S == 0 or N == 0:  # nothing runs: the state stays h0
-        e3 = h0.new_empty(0, 3 * H)
-        return h0.new_empty(S, H), h0.clone(), e3, e3, h0.new_empty(0, 1), e3, h0.new_empty(0, 2)
+        e = h0.new_empty
+        return e(S, H), h0.clone(), e(0, 3 * H), e(0, 3 * H), e(0, 1), e(0, 3 * H), e(0, 2)
     xhat_i, rstd_i = norm(projection(x, w.w_ih, None))  # (S, 3H), (S, 1)
     gi = xhat_i * w.ln_ih if w.b_ih is None else torch.addcmul(w.b_ih, xhat_i, w.ln_ih)  # (S, 3H)
     out, gates, xhat_h, rstd_h, h_n = loops.forward(
@@ -145,7 +145,9 @@ def backward_rows(
             if reset_after:
                 dw_hh = da.t() @ hm  # (3H, H)
             else:  # W_hn multiplies r ⊙ hm
-                dw_hh = torch.cat((da[:, : 2 * H].t() @ hm, da[:, 2 * H :].t() @ (gates[:, :H] * hm)))
+                dw_hh = torch.cat(
+                    (da[:, : 2 * H].t() @ hm, da[:, 2 * H :].t() @ (gates[:, :H] * hm))
+                )
         dln_hh = ones @ (dgh * xhat_h) if needs[7] else None  # (3H,)
         db_hh = ones @ dgh if needs[5] and w.b_hh is not None else None  # (3H,)
     da_i = norm_backward(dgi * w.ln_ih, xhat_i, rstd_i)  # (S, 3H)
@@ -197,7 +199,9 @@ def differentiable_grads(
     got = iter(
         torch.autograd.grad((out, h_n), wrt, (dout, dh_n), create_graph=True, allow_unused=True)
     )
-    grads = [next(got) if need and t is not None else None for t, need in zip(inputs, needs, strict=True)]
+    grads = [
+        next(got) if need and t is not None else None for t, need in zip(inputs, needs, strict=True)
+    ]
     return tuple(
         t.new_zeros(t.shape) if g is None and need and t is not None else g
         for g, t, need in zip(grads, inputs, needs, strict=True)
@@ -327,7 +331,9 @@ def run_with(
 ) -> tuple[Tensor, State]:
     """The backend contract (``grukit.backends.spec``) for kind "layernorm_gru"."""
     if spec.kind != "layernorm_gru":
-        raise ValueError(f"LayerNormGRU fast path: expected cell kind 'layernorm_gru', got {spec.kind!r}")
+        raise ValueError(
+            f"LayerNormGRU fast path: expected cell kind 'layernorm_gru', got {spec.kind!r}"
+        )
     if weights.ln_ih is None or weights.ln_hh is None:
         raise ValueError("LayerNormGRU fast path: expected the gains ln_ih and ln_hh, got None")
     data = x.indices if isinstance(x, OneHot) else x  # (T, N) indices, (T, N, I) or (S, I)

@@ -50,6 +50,7 @@ class LNLoops(Protocol):
         h_mask: Tensor | None, keep: Tensor | None, batch_sizes: Tensor, reverse: bool,
         reset_after: bool, save: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]: ...  # fmt: skip
+
     # -> out (S, H), gates (S or 0, 3H), xhat (S or 0, 3H), rstd (S or 0, 2), h_n (N, H)
 
     def backward(
@@ -58,6 +59,7 @@ class LNLoops(Protocol):
         h_mask: Tensor | None, keep: Tensor | None, batch_sizes: Tensor, reverse: bool,
         reset_after: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]: ...  # fmt: skip
+
     # -> dgi (S, 3H), dghn (S, H), da (S, 3H), dh0 (N, H)
 
 
@@ -89,7 +91,11 @@ class TorchLNLoops:
         w_hh_t = recurrent_operand(w_hh, S)  # (H, 3H)
         out = gi.new_empty(S, H)
         rows = S if save else 0
-        gates, xhat, rstd = gi.new_empty(rows, 3 * H), gi.new_empty(rows, 3 * H), gi.new_zeros(rows, 2)
+        gates, xhat, rstd = (
+            gi.new_empty(rows, 3 * H),
+            gi.new_empty(rows, 3 * H),
+            gi.new_zeros(rows, 2),
+        )
         w_rz_t, w_n_t = w_hh_t[:, : 2 * H], w_hh_t[:, 2 * H :]  # (H, 2H), (H, H)
         b = gi.new_zeros(3 * H) if b_hh is None else b_hh  # (3H,)
         h = h0

@@ -125,7 +125,9 @@ def run(
     if spec.kind == "layernorm_gru":
         from .. import layernorm
 
-        return layernorm.run_with(name, spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)
+        return layernorm.run_with(
+            name, spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise
+        )
     return fused.run_with(name, spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)
 
 
