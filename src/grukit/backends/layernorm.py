@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _typed_torch
+from ..functional import LN_EPS
 from ..onehot import OneHot, projection, projection_weight_grad
 from . import fused
-from .layernorm_loops import TORCH_LN_LOOPS, LNLoops, norm, norm_backward
+from .layernorm_loops import TORCH_LN_LOOPS, LNLoops
 from .spec import CellSpec, Noise, State, Weights
 
 __all__ = ["LayerNormGRUFunction", "backward_rows", "forward_rows", "loops_named", "run_with"]
@@ -71,7 +72,10 @@ def forward_rows(
     if S == 0 or N == 0:  # nothing runs: the state stays h0
         e = h0.new_empty
         return e(S, H), h0.clone(), e(0, 3 * H), e(0, 3 * H), e(0, 1), e(0, 3 * H), e(0, 2)
-    xhat_i, rstd_i = norm(projection(x, w.w_ih, None))  # (S, 3H), (S, 1)
+    # torch's fused normalisation kernel, without gains: x̂ (S, 3H), rstd (S, 1).
+    xhat_i, _, rstd_i = torch.native_layer_norm(
+        projection(x, w.w_ih, None), (3 * H,), None, None, LN_EPS
+    )
     gi = xhat_i * w.ln_ih if w.b_ih is None else torch.addcmul(w.b_ih, xhat_i, w.ln_ih)  # (S, 3H)
     out, gates, xhat_h, rstd_h, h_n = loops.forward(
         gi, h0.contiguous(), w.w_hh, w.b_hh, w.ln_hh, h_mask, keep, batch_sizes, reverse,
@@ -136,25 +140,34 @@ def backward_rows(
     x, h0, w, h_mask, _, _, gates, xhat_i, rstd_i, xhat_h, _ = saved
     dgi, dghn, da, dh0, hprev = serial
     H = w.w_hh.shape[1]
-    ones = dgi.new_ones(dgi.shape[0])  # (S,) column sums as GEMVs
+    S = dgi.shape[0]
+    # Σ dy ⊙ x̂, Σ dy and the normalisation's backward over all S rows in one torch kernel:
+    # ``native_layer_norm_backward`` given x̂ itself as the input (mean 0, rstd 1).
+    zero, one = dgi.new_zeros(S, 1), dgi.new_ones(S, 1)
     dw_hh = dln_hh = db_hh = None
     if needs[3] or needs[5] or needs[7]:
         dgh = torch.cat((dgi[:, : 2 * H], dghn), 1) if reset_after else dgi  # (S, 3H)
         if needs[3]:
-            hm = hprev if h_mask is None else hprev * mask_rows(h_mask, batch_sizes, dgi.shape[0])
+            hm = hprev if h_mask is None else hprev * mask_rows(h_mask, batch_sizes, S)
             if reset_after:
                 dw_hh = da.t() @ hm  # (3H, H)
             else:  # W_hn multiplies r ⊙ hm
                 dw_hh = torch.cat(
                     (da[:, : 2 * H].t() @ hm, da[:, 2 * H :].t() @ (gates[:, :H] * hm))
                 )
-        dln_hh = ones @ (dgh * xhat_h) if needs[7] else None  # (3H,)
-        db_hh = ones @ dgh if needs[5] and w.b_hh is not None else None  # (3H,)
-    da_i = norm_backward(dgi * w.ln_ih, xhat_i, rstd_i)  # (S, 3H)
-    dx = da_i @ w.w_ih if needs[0] else None  # (S, I)
-    dw_ih = projection_weight_grad(da_i, x, w.w_ih.shape[1]) if needs[2] else None  # (3H, I)
-    db_ih = ones @ dgi if needs[4] and w.b_ih is not None else None  # (3H,)
-    dln_ih = ones @ (dgi * xhat_i) if needs[6] else None  # (3H,)
+        _, dln_hh, db_hh = torch.ops.aten.native_layer_norm_backward(
+            dgh, xhat_h, (3 * H,), zero, one, w.ln_hh, w.ln_hh,
+            [False, needs[7], needs[5] and w.b_hh is not None],
+        )  # fmt: skip
+    dxhat, dln_ih, db_ih = torch.ops.aten.native_layer_norm_backward(
+        dgi, xhat_i, (3 * H,), zero, one, w.ln_ih, w.ln_ih,
+        [needs[0] or needs[2], needs[6], needs[4] and w.b_ih is not None],
+    )  # fmt: skip
+    dx = dw_ih = None
+    if needs[0] or needs[2]:
+        da_i = dxhat * rstd_i  # (S, 3H) the gradient of x W_ihᵀ
+        dx = da_i @ w.w_ih if needs[0] else None  # (S, I)
+        dw_ih = projection_weight_grad(da_i, x, w.w_ih.shape[1]) if needs[2] else None  # (3H, I)
     return dx, dh0 if needs[1] else None, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh
 
 
