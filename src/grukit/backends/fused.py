@@ -536,6 +536,8 @@ def available() -> bool:
 
 
 def supports(spec: CellSpec, x: Tensor) -> bool:
+    if spec.kind == "layernorm_gru":  # grukit.backends.layernorm, with or without noise
+        return True
     return spec.kind == "gru" and not spec.noise
 
 
@@ -549,5 +551,12 @@ def run(
     reverse: bool = False,
     noise: Noise | None = None,
 ) -> tuple[Tensor, State]:
-    """One direction of one GRU layer through ``GRUFunction`` with the torch-op loops."""
+    """One direction of one GRU layer through ``GRUFunction`` with the torch-op loops
+    (a LayerNormGRU's through ``grukit.backends.layernorm``)."""
+    if spec.kind == "layernorm_gru":
+        from . import layernorm
+
+        return layernorm.run_with(
+            "torch", spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise
+        )
     return run_with("torch", spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)

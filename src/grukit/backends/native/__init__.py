@@ -106,6 +106,8 @@ def available() -> bool:
 
 
 def supports(spec: CellSpec, x: Tensor) -> bool:
+    if spec.kind == "layernorm_gru":  # grukit.backends.layernorm with native/layernorm_gru.cpp
+        return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
     return (
         spec.kind == "gru"
         and not spec.noise
@@ -125,7 +127,13 @@ def run(
     noise: Noise | None = None,
 ) -> tuple[Tensor, State]:
     """One direction of one GRU layer through ``fused.GRUFunction`` (eager) or the operator
-    ``grukit::gru`` (traced) with the C++ loops."""
+    ``grukit::gru`` (traced) with the C++ loops (a LayerNormGRU's: ``layernorm.run_with``)."""
+    if spec.kind == "layernorm_gru":
+        from .. import layernorm
+
+        return layernorm.run_with(
+            name, spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise
+        )
     return fused.run_with(name, spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)
 
 

@@ -590,8 +590,11 @@ std::vector<Tensor> gru_layer_step(const Tensor& x, const Tensor& h0,
   }
   return {layer_in.unsqueeze(batch_first ? 1 : 0), at::stack(finals)};
 }
+#include "layernorm_gru.h"  // the LayerNormGRU loops (layernorm_gru.cpp), bound below
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("ln_gru_forward", &ln_gru_forward, "LayerNormGRU forward loop (layernorm_loops.LNLoops)");
+  m.def("ln_gru_backward", &ln_gru_backward, "LayerNormGRU BPTT loop (layernorm_loops.LNLoops)");
   m.def("gru_forward", &gru_forward, "GRU forward loop (grukit.backends.fused.Loops)");
   m.def("gru_backward", &gru_backward, "GRU BPTT loop (grukit.backends.fused.Loops)");
   m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
