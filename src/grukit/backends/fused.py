@@ -11,6 +11,10 @@ Forward (T time, N batch, I input, H hidden; S = T·N rows, or sum(batch_sizes) 
         n    = tanh(gi_n + r ⊙ hn),  hn = W_hn h + b_hn   (reset_after)
         h'   = n + z ⊙ (h − n)                        = (1 − z) ⊙ n + z ⊙ h
 
+Noise (``spec.Noise``, training regularisers): with a recurrent dropout mask m (N, H) every
+product with W_hh reads h ⊙ m (the update z ⊙ h keeps h); with zoneout's keep k (S, H) the
+update gate becomes z' = z + k ⊙ (1 − z), so h' = n + z' ⊙ (h − n) (``docs/kernels.md``).
+
 It saves the gates r, z, n (S, 3H), hn (S, H) for reset_after, and the output; not a graph.
 Backward (``docs/kernels.md``) is a serial loop of one GEMM (two for reset_after=False) plus
 element-wise work per step producing the pre-activation gradients dgi (S, 3H) and the n
@@ -40,11 +44,13 @@ name = "fused"
 #: Takes ``OneHot`` input (first layer) as indices: gathers W_ih's columns.
 accepts_onehot = True
 
-#: forward(gi, h0, w_hh, b_hh, batch_sizes, reverse, reset_after, save)
+#: forward(gi, h0, w_hh, b_hh, batch_sizes, reverse, reset_after, save, h_mask, keep)
 #:   -> (out (S, H), gates (S, 3H), hn (S, H), h_n (N, H))
-#: backward(dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after)
+#: backward(dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after, h_mask, keep)
 #:   -> (dgi (S, 3H), dghn (S, H), dh0 (N, H))
 #: dghn is the n columns of dgh, the gradient of gh; its r, z columns equal dgi's.
+#: h_mask (N, H) recurrent dropout (step t reads rows [0, N_t)), keep (S, H) zoneout, or None;
+#: the gates hold z itself, not z'. hn (reset_after) is W_hn (h ⊙ m) + b_hn.
 
 
 class Loops(Protocol):
@@ -58,6 +64,8 @@ class Loops(Protocol):
         reverse: bool,
         reset_after: bool,
         save: bool,
+        h_mask: Tensor | None = None,
+        keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]: ...
 
     def backward(
@@ -71,6 +79,8 @@ class Loops(Protocol):
         batch_sizes: Tensor,
         reverse: bool,
         reset_after: bool,
+        h_mask: Tensor | None = None,
+        keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]: ...
 
 
@@ -97,6 +107,8 @@ class TorchLoops:
         reverse: bool,
         reset_after: bool,
         save: bool,
+        h_mask: Tensor | None = None,
+        keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         S, N, H = gi.shape[0], h0.shape[0], h0.shape[1]
         w_hh_t = recurrent_operand(w_hh, S)  # (H, 3H)
@@ -109,8 +121,9 @@ class TorchLoops:
         for off, n in _steps(batch_sizes, reverse):
             g = gi[off : off + n]  # (N_t, 3H)
             hp = h[:n]  # (N_t, H)
+            hm = hp if h_mask is None else hp * h_mask[:n]  # what W_hh multiplies
             if reset_after:
-                gh = hp @ w_hh_t if b_hh is None else torch.addmm(b_hh, hp, w_hh_t)  # (N_t, 3H)
+                gh = hm @ w_hh_t if b_hh is None else torch.addmm(b_hh, hm, w_hh_t)  # (N_t, 3H)
                 rz = torch.sigmoid(g[:, : 2 * H] + gh[:, : 2 * H])  # (N_t, 2H)
                 r, z = rz[:, :H], rz[:, H:]
                 hn = gh[:, 2 * H :]  # (N_t, H)
@@ -118,12 +131,14 @@ class TorchLoops:
                 if save:
                     hn_all[off : off + n] = hn
             else:
-                ghrz = hp @ w_rz_t if b_rz is None else torch.addmm(b_rz, hp, w_rz_t)  # (N_t, 2H)
+                ghrz = hm @ w_rz_t if b_rz is None else torch.addmm(b_rz, hm, w_rz_t)  # (N_t, 2H)
                 rz = torch.sigmoid(g[:, : 2 * H] + ghrz)  # (N_t, 2H)
                 r, z = rz[:, :H], rz[:, H:]
-                rh = r * hp
+                rh = r * hm
                 ghn = rh @ w_n_t if b_n is None else torch.addmm(b_n, rh, w_n_t)  # (N_t, H)
                 new = torch.tanh(g[:, 2 * H :] + ghn)
+            if keep is not None:  # zoneout: z' = z + k ⊙ (1 − z)
+                z = torch.addcmul(z, keep[off : off + n], 1 - z)
             h_t = torch.lerp(new, hp, z)  # n + z ⊙ (h − n)
             if save:
                 gates[off : off + n, : 2 * H] = rz
@@ -143,6 +158,8 @@ class TorchLoops:
         batch_sizes: Tensor,
         reverse: bool,
         reset_after: bool,
+        h_mask: Tensor | None = None,
+        keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         S, N, H = dout.shape[0], dh_n.shape[0], dh_n.shape[1]
         dgi = dout.new_empty(S, 3 * H)
@@ -154,8 +171,17 @@ class TorchLoops:
             g = gates[off : off + n]  # (N_t, 3H)
             r, z, nn = g[:, :H], g[:, H : 2 * H], g[:, 2 * H :]
             hp = hprev[off : off + n]  # (N_t, H)
-            da_n = d * (1 - z) * (1 - nn * nn)  # through h' = (1−z)n + zh, n = tanh(a_n)
-            da_z = d * (hp - nn) * z * (1 - z)
+            if keep is None:
+                da_n = d * (1 - z) * (1 - nn * nn)  # through h' = (1−z)n + zh, n = tanh(a_n)
+                da_z = d * (hp - nn) * z * (1 - z)
+                zu = z  # the update's weight on h
+            else:  # zoneout: 1 − z' = (1 − k)(1 − z)
+                ok = 1 - keep[off : off + n]
+                omz = ok * (1 - z)
+                da_n = d * omz * (1 - nn * nn)
+                da_z = d * (hp - nn) * z * (1 - z) * ok
+                zu = 1 - omz
+            m = None if h_mask is None else h_mask[:n]  # (N_t, H)
             if reset_after:
                 hn_t = hn[off : off + n]
                 da_r = da_n * hn_t * r * (1 - r)
@@ -163,13 +189,20 @@ class TorchLoops:
                 dgi[off : off + n] = dg
                 dgh[off : off + n, : 2 * H] = dg[:, : 2 * H]
                 dgh[off : off + n, 2 * H :] = da_n * r
-                dhp = torch.addmm(d * z, dgh[off : off + n], w_hh)  # (N_t, H)
+                if m is None:
+                    dhp = torch.addmm(d * zu, dgh[off : off + n], w_hh)  # (N_t, H)
+                else:  # the product read h ⊙ m
+                    dhp = torch.addcmul(d * zu, dgh[off : off + n] @ w_hh, m)
             else:
-                drh = da_n @ w_n  # dL/d(r ⊙ h) (N_t, H)
-                da_r = drh * hp * r * (1 - r)
+                drh = da_n @ w_n  # dL/d(r ⊙ h ⊙ m) (N_t, H)
+                da_r = drh * (hp if m is None else hp * m) * r * (1 - r)
                 dg = torch.cat((da_r, da_z, da_n), 1)  # (N_t, 3H)
                 dgi[off : off + n] = dg
-                dhp = torch.addmm(torch.addcmul(d * z, drh, r), dg[:, : 2 * H], w_rz)
+                if m is None:
+                    dhp = torch.addmm(torch.addcmul(d * zu, drh, r), dg[:, : 2 * H], w_rz)
+                else:
+                    dhm = torch.addmm(drh * r, dg[:, : 2 * H], w_rz)  # dL/d(h ⊙ m)
+                    dhp = torch.addcmul(d * zu, dhm, m)
             dh = dhp if n == N else torch.cat((dhp, dh[n:]))
         return dgi, dgh[:, 2 * H :], dh  # (S, 3H), (S, H) dgh's n columns, (N, H)
 
@@ -245,25 +278,34 @@ def forward_rows(
     reverse: bool,
     reset_after: bool,
     save: bool,
+    h_mask: Tensor | None = None,
+    keep: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """x (S, I) rows of all steps (or (S,) one-hot indices), h0 (N, H) → out (S, H),
     h_n (N, H), and for the backward gates (S, 3H) [r, z, n] and hn (S, H) (reset_after),
-    both with 0 rows unless ``save``. An empty batch (N = 0) returns empty outputs."""
+    both with 0 rows unless ``save``. An empty batch (N = 0) returns empty outputs.
+    h_mask (N, H), keep (S, H): recurrent dropout and zoneout, or None (``Loops``)."""
     S, N, H = x.shape[0], h0.shape[0], w_hh.shape[1]
     if S == 0 or N == 0:  # nothing runs: the state stays h0
         empty = h0.new_empty(0, 3 * H), h0.new_empty(0, H)
         return h0.new_empty(S, H), h0.clone(), *empty
     gi = projection(x, w_ih, b_ih)  # (S, 3H)
-    out, gates, hn, h_n = loops.forward(
-        gi, h0.contiguous(), w_hh, b_hh, batch_sizes, reverse, reset_after, save
-    )
+    if h_mask is None and keep is None:
+        out, gates, hn, h_n = loops.forward(
+            gi, h0.contiguous(), w_hh, b_hh, batch_sizes, reverse, reset_after, save
+        )
+    else:
+        out, gates, hn, h_n = loops.forward(
+            gi, h0.contiguous(), w_hh, b_hh, batch_sizes, reverse, reset_after, save,
+            _contiguous(h_mask), _contiguous(keep),
+        )  # fmt: skip
     if save and gates.shape[0] != S:  # a loop that keeps only scratch rows (N) without save
         raise RuntimeError("grukit fused: the loops did not save the gates")
     return out, h_n, gates, hn
 
 
-#: backward_loops(dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse, reset_after)
-#:   -> (dgi (S, 3H), dghn (S, H), dh0 (N, H), hprev (S, H))
+#: backward_loops(dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse, reset_after,
+#:                h_mask, keep) -> (dgi (S, 3H), dghn (S, H), dh0 (N, H), hprev (S, H))
 def backward_loops(
     loops: Loops,
     dout: Tensor,
@@ -276,22 +318,38 @@ def backward_loops(
     batch_sizes: Tensor,
     reverse: bool,
     reset_after: bool,
+    h_mask: Tensor | None = None,
+    keep: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The serial part of the backward: the state before every step, hprev (S, H), and the
-    loops' pre-activation gradients dgi (S, 3H), dghn (S, H) and dh0 (N, H)."""
+    loops' pre-activation gradients dgi (S, 3H), dghn (S, H) and dh0 (N, H). h_mask (N, H)
+    and keep (S, H): the forward's noise, or None."""
     hprev = previous_states(out, h0, batch_sizes, reverse)  # (S, H)
-    dgi, dghn, dh0 = loops.backward(
-        dout.contiguous(),
-        dh_n.contiguous(),
-        gates,
-        hn,
-        hprev,
-        w_hh.contiguous(),
-        batch_sizes,
-        reverse,
-        reset_after,
-    )
+    args = (dout.contiguous(), dh_n.contiguous(), gates, hn, hprev, w_hh.contiguous())
+    if h_mask is None and keep is None:
+        dgi, dghn, dh0 = loops.backward(*args, batch_sizes, reverse, reset_after)
+    else:
+        dgi, dghn, dh0 = loops.backward(
+            *args, batch_sizes, reverse, reset_after, _contiguous(h_mask), _contiguous(keep)
+        )
     return dgi, dghn, dh0, hprev
+
+
+def _contiguous(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+def masked_rows(hprev: Tensor, h_mask: Tensor, batch_sizes: Tensor) -> Tensor:
+    """hprev (S, H) ⊙ the recurrent dropout mask h_mask (N, H) of every row: what W_hh
+    multiplied at that row's step (step t's rows are sequences [0, N_t)). → (S, H)."""
+    S, N = hprev.shape[0], h_mask.shape[0]
+    T = batch_sizes.numel()
+    if S == T * N:  # padded: every step runs all N rows
+        return (hprev.view(T, N, -1) * h_mask).view(S, -1)  # (T, N, H) → (S, H)
+    bs = batch_sizes.to(torch.int64)  # (T,)
+    offsets = torch.cumsum(bs, 0) - bs  # (T,)
+    b = torch.arange(S) - offsets.repeat_interleave(bs)  # (S,) each row's sequence
+    return hprev * h_mask.index_select(0, b.to(h_mask.device))  # (S, H)
 
 
 #: loops_backward(dout, dh_n, gates, hn, out, h0, w_hh) -> (dgi, dghn, dh0, hprev)
@@ -309,12 +367,15 @@ def backward_rows(
     reverse: bool,
     reset_after: bool,
     needs: tuple[bool, ...],
+    h_mask: Tensor | None = None,
 ) -> tuple[Tensor | None, ...]:
     """Gradients of ``forward_rows``'s (out, h_n) for (x, h0, w_ih, w_hh, b_ih, b_hh).
 
     saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn) from a forward with ``save``;
-    loops_backward(dout, dh_n, gates, hn, out, h0, w_hh) runs ``backward_loops``. After the
-    serial loop the weight, bias and input gradients are a few large GEMMs over all S rows.
+    loops_backward(dout, dh_n, gates, hn, out, h0, w_hh) runs ``backward_loops`` (with the
+    forward's noise). After the serial loop the weight, bias and input gradients are a few
+    large GEMMs over all S rows; with recurrent dropout (h_mask (N, H)) W_hh multiplied
+    hprev ⊙ m, so its gradient reads that.
     """
     x, h0, w_ih, w_hh, b_ih, out, gates, hn = saved
     assert x is not None and h0 is not None and w_ih is not None and w_hh is not None
@@ -330,8 +391,9 @@ def backward_rows(
     dw_ih = projection_weight_grad(dgi, x, w_ih.shape[1]) if needs[2] else None  # (3H, I)
     dw_hh = None
     if needs[3]:  # dgh = [dgi_r, dgi_z, dghn]; W_hn multiplies h (reset_after) or r ⊙ h
-        h_n = hprev if reset_after else gates[:, :H] * hprev  # (S, H)
-        dw_hh = torch.cat((dgi[:, : 2 * H].t() @ hprev, dghn.t() @ h_n))  # (3H, H)
+        hm = hprev if h_mask is None else masked_rows(hprev, h_mask, batch_sizes)  # (S, H)
+        h_n = hm if reset_after else gates[:, :H] * hm  # (S, H)
+        dw_hh = torch.cat((dgi[:, : 2 * H].t() @ hm, dghn.t() @ h_n))  # (3H, H)
     db_ih = db_hh = None
     if b_ih is not None and (needs[4] or needs[5]):
         ones = dgi.new_ones(dgi.shape[0])  # (S,) column sums as GEMVs: 2x sum(0)
@@ -349,13 +411,15 @@ def differentiable_grads(
     reverse: bool,
     reset_after: bool,
     needs: tuple[bool, ...],
+    noise: Noise | None = None,
 ) -> tuple[Tensor | None, ...]:
     """The same gradients as ``backward_rows``, as a graph of their own (``create_graph``):
     the reference loop (``grukit.backends.reference``) run again on the saved inputs and
     differentiated by autograd, so double backward (gradient penalties, ``gradgradcheck``,
     Hessian-vector products) is exact rather than silently zero.
 
-    inputs = (x (S, I) or indices (S,), h0 (N, H), w_ih, w_hh, b_ih, b_hh).
+    inputs = (x (S, I) or indices (S,), h0 (N, H), w_ih, w_hh, b_ih, b_hh); noise: the
+    forward's masks, h_mask (N, H) and keep (S, H) rows, or None.
     """
     from . import reference  # the oracle; imported here, it is only needed for 2nd order
 
@@ -365,13 +429,16 @@ def differentiable_grads(
     T = batch_sizes.numel()
     with torch.enable_grad():
         rows = dense.view(T, -1, dense.shape[1]) if padded(x, h0, batch_sizes) else dense
+        if noise is not None and noise.keep is not None and rows.dim() == 3:
+            noise = Noise(noise.h_mask, noise.keep.view(T, -1, noise.keep.shape[-1]))  # (T, N, H)
         out, (h_n,) = reference.run(
-            CellSpec("gru", reset_after),
+            CellSpec("gru", reset_after, noise is not None),
             rows,
             None if rows.dim() == 3 else batch_sizes,
             (h0,),
             Weights(w_ih, w_hh, b_ih, b_hh),
             reverse=reverse,
+            noise=noise,
         )
         out = out.reshape(dout.shape)  # (S, H)
     wrt = [t for t, need in zip(inputs, needs, strict=True) if need and t is not None]
@@ -410,7 +477,8 @@ class GRUFunction(torch.autograd.Function):
 
     x may also be indices (S,) of one-hot rows (``grukit.onehot``): the input product is
     then a gather and its weight gradient a scatter-add. The backward is differentiable:
-    with ``create_graph`` it returns ``differentiable_grads``."""
+    with ``create_graph`` it returns ``differentiable_grads``. h_mask (N, H) and keep (S, H)
+    are the recurrent dropout and zoneout masks, or None; they get no gradient."""
 
     @staticmethod
     def forward(
@@ -425,24 +493,29 @@ class GRUFunction(torch.autograd.Function):
         reverse: bool,
         reset_after: bool,
         loops: Loops,
+        h_mask: Tensor | None = None,
+        keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         out, h_n, gates, hn = forward_rows(
-            loops, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, reset_after, True
-        )
-        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn)
+            loops, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, reset_after, True,
+            h_mask, keep,
+        )  # fmt: skip
+        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn, h_mask, keep)
         ctx.meta = (batch_sizes, reverse, reset_after, loops)
         return out, h_n
 
     @staticmethod
     def backward(ctx: Any, dout: Tensor, dh_n: Tensor) -> tuple[Tensor | None, ...]:
-        x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn = ctx.saved_tensors
+        x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn, h_mask, keep = ctx.saved_tensors
         batch_sizes, reverse, reset_after, loops = ctx.meta
         needs = tuple(ctx.needs_input_grad[:6])
+        noisy = h_mask is not None or keep is not None
         if torch.is_grad_enabled():  # create_graph: the gradients must be differentiable too
             inputs = (x, h0, w_ih, w_hh, b_ih, b_hh)
             grads = differentiable_grads(
-                inputs, dout, dh_n, batch_sizes, reverse, reset_after, needs
-            )
+                inputs, dout, dh_n, batch_sizes, reverse, reset_after, needs,
+                Noise(h_mask, keep) if noisy else None,
+            )  # fmt: skip
         else:
 
             def run_loops(
@@ -450,14 +523,15 @@ class GRUFunction(torch.autograd.Function):
                 h0: Tensor, w_hh: Tensor,
             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
                 return backward_loops(
-                    loops, dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse, reset_after
-                )
+                    loops, dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse,
+                    reset_after, h_mask, keep,
+                )  # fmt: skip
 
             saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn)
             grads = backward_rows(
-                run_loops, saved, dout, dh_n, batch_sizes, reverse, reset_after, needs
+                run_loops, saved, dout, dh_n, batch_sizes, reverse, reset_after, needs, h_mask
             )
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None, None, None, None)
 
 
 def traced() -> bool:
@@ -480,10 +554,13 @@ def gru_direction(
     *,
     reverse: bool,
     reset_after: bool,
+    h_mask: Tensor | None = None,
+    keep: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """x (T, N, I) padded (``batch_sizes`` None) or (S, I) packed, or one-hot indices (T, N),
     h0 (N, H) → out (T, N, H) or (S, H), h_n (N, H), through the loops named ``loops``;
-    autograd only if needed."""
+    autograd only if needed. h_mask (N, H) recurrent dropout and keep (T, N, H) or (S, H)
+    zoneout (``spec.Noise``), or None."""
     w = weights
     tensors = (x, h0, w.w_ih, w.w_hh, w.b_ih, w.b_hh)
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
@@ -491,20 +568,24 @@ def gru_direction(
         # jit.trace checks its graph under no_grad: a traced graph must not depend on grad
         # mode, so it keeps no gates and its backward recomputes them (exact, slower).
         save = grad and not _typed_torch.is_tracing()
+        noise = () if h_mask is None and keep is None else (h_mask, keep)
         out, h_n, _, _ = torch.ops.grukit.gru(
-            *tensors, batch_sizes, reverse, reset_after, save, loops
+            *tensors, batch_sizes, reverse, reset_after, save, loops, *noise
         )
         return out, h_n
     rows, sizes, shape = as_rows(x, batch_sizes)
     impl = LOOPS[loops]
+    keep_rows = None if keep is None else keep.reshape(-1, keep.shape[-1])  # (S, H)
     if grad:
         # torch leaves Function.apply unannotated; GRUFunction.forward gives the result's type.
         result: tuple[Tensor, Tensor] = GRUFunction.apply(  # type: ignore[no-untyped-call]
-            rows, *tensors[1:], sizes, reverse, reset_after, impl
+            rows, *tensors[1:], sizes, reverse, reset_after, impl, h_mask, keep_rows
         )
         out, h_n = result
     else:
-        out, h_n, _, _ = forward_rows(impl, rows, *tensors[1:], sizes, reverse, reset_after, False)
+        out, h_n, _, _ = forward_rows(
+            impl, rows, *tensors[1:], sizes, reverse, reset_after, False, h_mask, keep_rows
+        )
     if shape is not None:
         out = out.view(*shape, out.shape[-1])  # (T, N, H)
     return out, h_n
@@ -525,9 +606,11 @@ def run_with(
     if spec.kind != "gru":
         raise ValueError(f"{name} backend: computes only the GRU, got cell kind {spec.kind!r}")
     data = x.indices if isinstance(x, OneHot) else x  # (T, N) indices, (T, N, I) or (S, I)
+    h_mask, keep = (None, None) if noise is None else noise
     out, h_n = gru_direction(
-        loops, data, state[0], weights, batch_sizes, reverse=reverse, reset_after=spec.reset_after
-    )
+        loops, data, state[0], weights, batch_sizes,
+        reverse=reverse, reset_after=spec.reset_after, h_mask=h_mask, keep=keep,
+    )  # fmt: skip
     return out, (h_n,)
 
 
@@ -538,7 +621,7 @@ def available() -> bool:
 def supports(spec: CellSpec, x: Tensor) -> bool:
     if spec.kind == "layernorm_gru":  # grukit.backends.layernorm, with or without noise
         return True
-    return spec.kind == "gru" and not spec.noise
+    return spec.kind == "gru"
 
 
 def run(

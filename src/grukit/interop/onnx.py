@@ -90,9 +90,14 @@ def _gru_symbolic(
     reset_after: Any,
     save: Any,
     loops: Any,
+    h_mask: Any = None,
+    keep: Any = None,
 ) -> tuple[Any, Any, Any, Any]:
     """TorchScript symbolic of ``grukit::gru``: one ONNX GRU node (module docstring)."""
     from torch.onnx import symbolic_helper as sh
+
+    if not all(m is None or sh._is_none(m) for m in (h_mask, keep)):
+        raise ValueError(_NOISE_REFUSED)
 
     if not sh._is_none(batch_sizes):
         raise ValueError(
@@ -140,6 +145,14 @@ def _gru_symbolic(
     return out, h_n, gates, hn
 
 
+#: Recurrent dropout and zoneout have no ONNX GRU attribute (``backends.resolve`` refuses
+#: them first; this guards a direct call of the operator with masks).
+_NOISE_REFUSED = (
+    "grukit ONNX export: zoneout and recurrent dropout cannot be exported "
+    "(no ONNX GRU computes them); export the model in eval mode without zoneout"
+)
+
+
 def _unused(g: Any) -> Any:
     """A missing optional ONNX input."""
     n = g.op("prim::Constant")
@@ -168,8 +181,12 @@ def _gru_onnxscript(
     reset_after: bool = True,
     save: bool = False,
     loops: str = "torch",
+    h_mask: Any = None,
+    keep: Any = None,
 ) -> tuple[Any, Any, Any, Any]:
     """onnxscript translation of ``grukit::gru`` (trace-only): one ONNX GRU node."""
+    if h_mask is not None or keep is not None:
+        raise ValueError(_NOISE_REFUSED)
     import numpy as np
     import onnx_ir as ir
     from onnxscript import opset18

@@ -43,12 +43,14 @@ class Extension(Protocol):
 
     def gru_forward(
         self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, batch_sizes: Tensor,
-        reverse: bool, reset_after: bool, save: bool, copy: bool, /,
+        reverse: bool, reset_after: bool, save: bool, copy: bool,
+        h_mask: Tensor | None = None, keep: Tensor | None = None, /,
     ) -> list[Tensor]: ...  # fmt: skip  # [out, gates, hn, h_n]
 
     def gru_backward(
         self, dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, hprev: Tensor,
-        w_hh: Tensor, batch_sizes: Tensor, reverse: bool, reset_after: bool, /,
+        w_hh: Tensor, batch_sizes: Tensor, reverse: bool, reset_after: bool,
+        h_mask: Tensor | None = None, keep: Tensor | None = None, /,
     ) -> list[Tensor]: ...  # fmt: skip  # [dgi, dghn, dh0]
 
     def gru_cell(
@@ -76,21 +78,23 @@ class NativeLoops:
     def forward(
         self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
         batch_sizes: Tensor, reverse: bool, reset_after: bool, save: bool,
+        h_mask: Tensor | None = None, keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
         ext = extension()
         copy = fused.copies_operand(w_hh, gi.shape[0])  # for at::mm, where the kernel won't pack
         out, gates, hn, h_n = ext.gru_forward(
-            gi, h0, w_hh, b_hh, batch_sizes, reverse, reset_after, save, copy
+            gi, h0, w_hh, b_hh, batch_sizes, reverse, reset_after, save, copy, h_mask, keep
         )
         return out, gates, hn, h_n
 
     def backward(
         self, dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, hprev: Tensor,
         w_hh: Tensor, batch_sizes: Tensor, reverse: bool, reset_after: bool,
+        h_mask: Tensor | None = None, keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
         ext = extension()
         dgi, dghn, dh0 = ext.gru_backward(
-            dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after
+            dout, dh_n, gates, hn, hprev, w_hh, batch_sizes, reverse, reset_after, h_mask, keep
         )
         return dgi, dghn, dh0
 
@@ -109,10 +113,7 @@ def supports(spec: CellSpec, x: Tensor) -> bool:
     if spec.kind == "layernorm_gru":  # grukit.backends.layernorm with native/layernorm_gru.cpp
         return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
     return (
-        spec.kind == "gru"
-        and not spec.noise
-        and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
+        spec.kind == "gru" and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
     )
 
 

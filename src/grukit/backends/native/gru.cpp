@@ -17,6 +17,14 @@
 //                           dgh = [da_r, da_z, da_n r];  dh = d z + dgh W_hh
 //             otherwise:    drh = da_n W_hn;  da_r = drh h r (1 − r);  dgi = dgh = [da_r, da_z, da_n]
 //                           dh = d z + drh r + [da_r, da_z] [W_hr; W_hz]
+//
+// Noise (optional, grukit.backends.spec.Noise). Recurrent dropout m (N, H), rows [0, N_t) at
+// step t: every product with W_hh reads h ⊙ m (a scratch buffer), so the backward's GEMM
+// terms (dgh W_hh, drh r + [da_r, da_z] W_rz) come back multiplied by m, and da_r reads
+// h ⊙ m (reset_after = false). Zoneout keep k (S, H), a row per step row: it folds into the
+// update gate, z' = z + k (1 − z), h' = n + z' (h − n); the gates keep z itself, and
+//           1 − z' = (1 − k)(1 − z):  da_n = d (1 − z')(1 − n²),  da_z = d (h − n)(1 − k) z (1 − z),
+//           the direct path dh = d z'. Without noise none of this runs (template flags).
 
 #include <torch/extension.h>
 
@@ -188,9 +196,10 @@ void check_batch_sizes(const char* fn, const Tensor& batch_sizes, int64_t N, int
 // Pointers below are row 0 of the step's rows; b is b_hh (3H,) (zeros without bias).
 
 // reset_after: r, z, n and h' from gi (n, 3H) and gh = h W_hhᵀ (n, 3H) in one pass.
-template <typename T>
+// Zoneout (keep, n rows of H, or unused): z' = z + k (1 − z) in h'; gates keep z.
+template <typename T, bool Zoneout = false>
 void gates_reset_after(int64_t n, int64_t H, const T* gi, const T* gh, const T* b, T* h, T* out,
-                       T* gates, T* hn_save) {
+                       T* gates, T* hn_save, const T* keep = nullptr) {
   using V = Vectorized<T>;
   rows(n, H, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
@@ -205,7 +214,9 @@ void gates_reset_after(int64_t n, int64_t H, const T* gi, const T* gh, const T* 
         V hn = V::loadu(gh_i + 2 * H + j, c) + V::loadu(b + 2 * H + j, c);
         V nn = vtanh(V::loadu(gi_i + 2 * H + j, c) + r * hn);
         V hp = V::loadu(h_i + j, c);
-        V hnew = nn + z * (hp - nn);
+        V zu = z;  // the update's weight on h: z, or z' with zoneout
+        if constexpr (Zoneout) zu = z + V::loadu(keep + i * H + j, c) * (V(T(1)) - z);
+        V hnew = nn + zu * (hp - nn);
         hnew.store(h_i + j, c);
         hnew.store(out_i + j, c);
         if (gates) {
@@ -244,9 +255,9 @@ void gates_rz(int64_t n, int64_t H, const T* gi, const T* gh, const T* b, const 
 }
 
 // reset_after = false, second half: n = tanh(gi_n + ghn + b_hn) and h', ghn = (r ⊙ h) W_hnᵀ.
-template <typename T>
+template <typename T, bool Zoneout = false>
 void gates_n(int64_t n, int64_t H, const T* gi, const T* ghn, const T* b, T* h, T* out,
-             T* gates) {
+             T* gates, const T* keep = nullptr) {
   using V = Vectorized<T>;
   rows(n, H, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
@@ -256,6 +267,7 @@ void gates_n(int64_t n, int64_t H, const T* gi, const T* ghn, const T* b, T* h, 
               (V::loadu(ghn + i * H + j, c) + V::loadu(b + 2 * H + j, c));
         V nn = vtanh(a);
         V z = V::loadu(g_i + H + j, c);
+        if constexpr (Zoneout) z = z + V::loadu(keep + i * H + j, c) * (V(T(1)) - z);
         V hp = V::loadu(h + i * H + j, c);
         V hnew = nn + z * (hp - nn);
         nn.store(g_i + 2 * H + j, c);
@@ -270,9 +282,11 @@ void gates_n(int64_t n, int64_t H, const T* gi, const T* ghn, const T* b, T* h, 
 // holding d ⊙ z (the direct path), the GEMM term is added by the caller. reset_after: dgh's
 // n columns da_n ⊙ r go to dghn (S rows, H) and the step's dgh rows [da_r, da_z, da_n ⊙ r]
 // to the scratch dg (n, 3H), the GEMM operand, which stays in cache from step to step.
-template <typename T>
+// Zoneout (keep, n rows, or unused): the update weight is z' = 1 − (1 − k)(1 − z).
+template <typename T, bool Zoneout = false>
 void backward_gates(int64_t n, int64_t H, bool reset_after, const T* dout, T* dh, const T* gates,
-                    const T* hn, const T* hprev, T* dgi, T* dg, T* dghn) {
+                    const T* hn, const T* hprev, T* dgi, T* dg, T* dghn,
+                    const T* keep = nullptr) {
   using V = Vectorized<T>;
   const V one(T(1));
   rows(n, H, [&](int64_t lo, int64_t hi) {
@@ -284,9 +298,19 @@ void backward_gates(int64_t n, int64_t H, bool reset_after, const T* dout, T* dh
         V r = V::loadu(g_i + j, c), z = V::loadu(g_i + H + j, c);
         V nn = V::loadu(g_i + 2 * H + j, c);
         V hp = V::loadu(hprev + i * H + j, c);
-        V da_n = d * (one - z) * (one - nn * nn);
-        V da_z = d * (hp - nn) * z * (one - z);
-        (d * z).store(dh + i * H + j, c);
+        V da_n, da_z, zu;  // zu: the update's weight on h, z (or z' with zoneout)
+        if constexpr (Zoneout) {
+          V ok = one - V::loadu(keep + i * H + j, c);  // 1 − k
+          V omz = ok * (one - z);                       // 1 − z'
+          da_n = d * omz * (one - nn * nn);
+          da_z = d * (hp - nn) * z * (one - z) * ok;
+          zu = one - omz;
+        } else {
+          da_n = d * (one - z) * (one - nn * nn);
+          da_z = d * (hp - nn) * z * (one - z);
+          zu = z;
+        }
+        (d * zu).store(dh + i * H + j, c);
         da_z.store(dgi_i + H + j, c);
         da_n.store(dgi_i + 2 * H + j, c);
         if (reset_after) {
@@ -305,9 +329,11 @@ void backward_gates(int64_t n, int64_t H, bool reset_after, const T* dout, T* dh
 }
 
 // reset_after = false, after drh = da_n W_hn (n, H): da_r into dgi and dh += drh ⊙ r.
-template <typename T>
+// Masked (recurrent dropout m, n rows): W_hn read r ⊙ h ⊙ m, so da_r = drh (h ⊙ m) r (1 − r),
+// and drh ⊙ r goes to dhm (n, H), the gradient of h ⊙ m that the caller completes and masks.
+template <typename T, bool Masked = false>
 void backward_r(int64_t n, int64_t H, const T* drh, const T* gates, const T* hprev, T* dh,
-                T* dgi) {
+                T* dgi, const T* mask = nullptr, T* dhm = nullptr) {
   using V = Vectorized<T>;
   const V one(T(1));
   rows(n, H, [&](int64_t lo, int64_t hi) {
@@ -315,21 +341,65 @@ void backward_r(int64_t n, int64_t H, const T* drh, const T* gates, const T* hpr
       vec_cols<T>(H, [&](int64_t j, int64_t c) {
         V r = V::loadu(gates + i * 3 * H + j, c);
         V g = V::loadu(drh + i * H + j, c);
-        (g * V::loadu(hprev + i * H + j, c) * r * (one - r)).store(dgi + i * 3 * H + j, c);
-        (V::loadu(dh + i * H + j, c) + g * r).store(dh + i * H + j, c);
+        V hp = V::loadu(hprev + i * H + j, c);
+        if constexpr (Masked) {
+          hp = hp * V::loadu(mask + i * H + j, c);
+          (g * r).store(dhm + i * H + j, c);
+        } else {
+          (V::loadu(dh + i * H + j, c) + g * r).store(dh + i * H + j, c);
+        }
+        (g * hp * r * (one - r)).store(dgi + i * 3 * H + j, c);
       });
     }
   });
 }
 
+// out = a ⊙ m over n rows of H: the state W_hh multiplies under recurrent dropout.
+template <typename T>
+void mul_rows(int64_t n, int64_t H, const T* a, const T* m, T* out) {
+  using V = Vectorized<T>;
+  rows(n, H, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      vec_cols<T>(H, [&](int64_t j, int64_t c) {
+        (V::loadu(a + i * H + j, c) * V::loadu(m + i * H + j, c)).store(out + i * H + j, c);
+      });
+    }
+  });
+}
+
+// acc += a ⊙ m over n rows of H: the gradient of h ⊙ m back to h.
+template <typename T>
+void add_masked(int64_t n, int64_t H, const T* a, const T* m, T* acc) {
+  using V = Vectorized<T>;
+  rows(n, H, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      vec_cols<T>(H, [&](int64_t j, int64_t c) {
+        V v = V::loadu(acc + i * H + j, c) + V::loadu(a + i * H + j, c) * V::loadu(m + i * H + j, c);
+        v.store(acc + i * H + j, c);
+      });
+    }
+  });
+}
+
+// The optional noise tensors, checked and made contiguous (undefined when not given).
+Tensor noise_arg(const char* fn, const char* name, const c10::optional<Tensor>& t,
+                 const Tensor& like, at::IntArrayRef sizes) {
+  if (!given(t)) return Tensor();
+  check_tensor(fn, name, *t, like, sizes);
+  return t->contiguous();
+}
+
 }  // namespace
 
 // gi (S, 3H), h0 (N, H), w_hh (3H, H), b_hh (3H,) or None, batch_sizes (T,); copy_operand:
-// give at::mm a contiguous W_hhᵀ where the packed kernel is not used (fused.copies_operand).
+// give at::mm a contiguous W_hhᵀ where the packed kernel is not used (fused.copies_operand);
+// h_mask (N, H) recurrent dropout and keep (S, H) zoneout, each or None (header comment).
 // → out (S, H), gates (S or 0, 3H) [r, z, n], hn (S or 0, H), h_n (N, H).
 std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tensor& w_hh_,
                                 const c10::optional<Tensor>& b_hh, const Tensor& batch_sizes,
-                                bool reverse, bool reset_after, bool save, bool copy_operand) {
+                                bool reverse, bool reset_after, bool save, bool copy_operand,
+                                const c10::optional<Tensor>& h_mask_,
+                                const c10::optional<Tensor>& keep_) {
   const char* fn = "grukit native gru_forward";
   check_2d(fn, "h0", h0);
   const int64_t N = h0.size(0), H = h0.size(1);
@@ -339,10 +409,14 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
   check_tensor(fn, "w_hh", w_hh_, h0, {3 * H, H});
   if (given(b_hh)) check_tensor(fn, "b_hh", *b_hh, h0, {3 * H});
   check_batch_sizes(fn, batch_sizes, N, S);
+  const Tensor h_mask = noise_arg(fn, "h_mask", h_mask_, h0, {N, H});
+  const Tensor keep = noise_arg(fn, "keep", keep_, h0, {S, H});
+  const bool masked = h_mask.defined(), zoneout = keep.defined();
   const Tensor gi = gi_.contiguous(), w_hh = w_hh_.contiguous();
   const Steps steps(batch_sizes);
   auto opt = gi.options();
   Tensor out = at::empty({S, H}, opt);
+  Tensor hm = at::empty({masked ? N : 0, H}, opt);  // h ⊙ m, what W_hh multiplies
   // reset_after = false needs r, z within a step even for inference: N scratch rows suffice.
   Tensor gates = at::empty({save ? S : (reset_after ? 0 : N), 3 * H}, opt);
   Tensor hn = at::empty({save && reset_after ? S : 0, H}, opt);
@@ -364,33 +438,52 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
     for (int64_t k = 0; k < steps.T(); ++k) {
       const int64_t t = reverse ? steps.T() - 1 - k : k, n = steps.size[t], off = steps.offset[t];
       Tensor hv = h.narrow(0, 0, n);
+      if (masked) {  // the products read h ⊙ m; the update keeps h
+        mul_rows<T>(n, H, h.data_ptr<T>(), h_mask.data_ptr<T>(), hm.data_ptr<T>());
+        hv = hm.narrow(0, 0, n);
+      }
       Tensor ghv = gh.narrow(0, 0, n);  // (N_t, 3H) or (N_t, 2H)
       gemm_h(hv, ghv, false);
       const T* gi_t = gi.data_ptr<T>() + off * 3 * H;
       T* out_t = out.data_ptr<T>() + off * H;
+      const T* keep_t = zoneout ? keep.data_ptr<T>() + off * H : nullptr;
       if (reset_after) {
-        gates_reset_after<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t,
-                             save ? gates.data_ptr<T>() + off * 3 * H : nullptr,
-                             save ? hn.data_ptr<T>() + off * H : nullptr);
+        T* g = save ? gates.data_ptr<T>() + off * 3 * H : nullptr;
+        T* hn_t = save ? hn.data_ptr<T>() + off * H : nullptr;
+        if (zoneout) {
+          gates_reset_after<T, true>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(),
+                                     h.data_ptr<T>(), out_t, g, hn_t, keep_t);
+        } else {
+          gates_reset_after<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(),
+                               out_t, g, hn_t);
+        }
       } else {
         T* g = gates.data_ptr<T>() + (save ? off * 3 * H : 0);
-        gates_rz<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), g,
-                    rh.data_ptr<T>());
+        gates_rz<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(),
+                    masked ? hm.data_ptr<T>() : h.data_ptr<T>(), g, rh.data_ptr<T>());
         Tensor ghnv = ghn.narrow(0, 0, n);  // (N_t, H)
         gemm_rh(rh.narrow(0, 0, n), ghnv, false);
-        gates_n<T>(n, H, gi_t, ghn.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t, g);
+        if (zoneout) {
+          gates_n<T, true>(n, H, gi_t, ghn.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t,
+                           g, keep_t);
+        } else {
+          gates_n<T>(n, H, gi_t, ghn.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t, g);
+        }
       }
     }
   });
   return {out, gates, hn, h};
 }
 
-// dout (S, H), dh_n (N, H), gates (S, 3H), hn (S, H) or empty, hprev (S, H), w_hh (3H, H).
+// dout (S, H), dh_n (N, H), gates (S, 3H), hn (S, H) or empty, hprev (S, H), w_hh (3H, H),
+// h_mask (N, H) and keep (S, H) or None: the forward's noise.
 // → dgi (S, 3H), dghn (S, H) the n columns of dgh (its r, z columns are dgi's; for
 // reset_after = false all of dgh is dgi, and dghn a view of it), dh0 (N, H).
 std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const Tensor& gates_,
                                  const Tensor& hn_, const Tensor& hprev_, const Tensor& w_hh_,
-                                 const Tensor& batch_sizes, bool reverse, bool reset_after) {
+                                 const Tensor& batch_sizes, bool reverse, bool reset_after,
+                                 const c10::optional<Tensor>& h_mask_,
+                                 const c10::optional<Tensor>& keep_) {
   const char* fn = "grukit native gru_backward";
   check_2d(fn, "dh_n", dh_n);
   const int64_t N = dh_n.size(0), H = dh_n.size(1);
@@ -402,6 +495,9 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
   check_tensor(fn, "hprev", hprev_, dh_n, {S, H});
   check_tensor(fn, "w_hh", w_hh_, dh_n, {3 * H, H});
   check_batch_sizes(fn, batch_sizes, N, S);
+  const Tensor h_mask = noise_arg(fn, "h_mask", h_mask_, dh_n, {N, H});
+  const Tensor keep = noise_arg(fn, "keep", keep_, dh_n, {S, H});
+  const bool masked = h_mask.defined(), zoneout = keep.defined();
   const Tensor dout = dout_.contiguous(), gates = gates_.contiguous();
   const Tensor hn = reset_after ? hn_.contiguous() : Tensor();
   const Tensor hprev = hprev_.contiguous(), w_hh = w_hh_.contiguous();
@@ -412,6 +508,7 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
   Tensor dg = at::empty({reset_after ? N : 0, 3 * H}, opt);  // (N, 3H) scratch
   Tensor dh = dh_n.contiguous().clone();  // (N, H)
   Tensor drh = at::empty({reset_after ? 0 : N, H}, opt);
+  Tensor dhm = at::empty({masked ? N : 0, H}, opt);  // (N, H) gradient of h ⊙ m
   Tensor w_rz = w_hh.narrow(0, 0, 2 * H), w_n = w_hh.narrow(0, 2 * H, H);  // (2H, H), (H, H)
   const StepGemm gemm_dh(reset_after ? w_hh : w_rz, steps.T(), 0);  // dgh W_hh or [da_r, da_z] W_rz
   const StepGemm gemm_drh(reset_after ? w_hh.narrow(0, 0, 0) : w_n, steps.T(), 1);  // da_n W_hn
@@ -422,20 +519,36 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
       T* dgi_t = dgi.data_ptr<T>() + off * 3 * H;
       const T* g_t = gates.data_ptr<T>() + off * 3 * H;
       const T* hp_t = hprev.data_ptr<T>() + off * H;
-      backward_gates<T>(n, H, reset_after, dout.data_ptr<T>() + off * H, dh.data_ptr<T>(), g_t,
-                        reset_after ? hn.data_ptr<T>() + off * H : nullptr, hp_t, dgi_t,
-                        reset_after ? dg.data_ptr<T>() : nullptr,
-                        reset_after ? dghn.data_ptr<T>() + off * H : nullptr);
+      const T* dout_t = dout.data_ptr<T>() + off * H;
+      const T* hn_t = reset_after ? hn.data_ptr<T>() + off * H : nullptr;
+      T* dg_p = reset_after ? dg.data_ptr<T>() : nullptr;
+      T* dghn_t = reset_after ? dghn.data_ptr<T>() + off * H : nullptr;
+      if (zoneout) {
+        backward_gates<T, true>(n, H, reset_after, dout_t, dh.data_ptr<T>(), g_t, hn_t, hp_t,
+                                dgi_t, dg_p, dghn_t, keep.data_ptr<T>() + off * H);
+      } else {
+        backward_gates<T>(n, H, reset_after, dout_t, dh.data_ptr<T>(), g_t, hn_t, hp_t, dgi_t,
+                          dg_p, dghn_t);
+      }
+      // dh holds the direct path d z'; the products' terms are the gradient of h ⊙ m,
+      // accumulated into dh itself, or into dhm and then masked.
       Tensor dhv = dh.narrow(0, 0, n);
+      Tensor dhmv = masked ? dhm.narrow(0, 0, n) : dhv;
       if (reset_after) {
-        gemm_dh(dg.narrow(0, 0, n), dhv, true);  // (N_t, 3H) (3H, H)
+        gemm_dh(dg.narrow(0, 0, n), dhmv, !masked);  // (N_t, 3H) (3H, H)
       } else {
         Tensor dgv = dgi.narrow(0, off, n);  // (N_t, 3H)
         Tensor drhv = drh.narrow(0, 0, n);   // (N_t, H)
         gemm_drh(dgv.narrow(1, 2 * H, H), drhv, false);
-        backward_r<T>(n, H, drh.data_ptr<T>(), g_t, hp_t, dh.data_ptr<T>(), dgi_t);
-        gemm_dh(dgv.narrow(1, 0, 2 * H), dhv, true);
+        if (masked) {
+          backward_r<T, true>(n, H, drh.data_ptr<T>(), g_t, hp_t, dh.data_ptr<T>(), dgi_t,
+                              h_mask.data_ptr<T>(), dhm.data_ptr<T>());
+        } else {
+          backward_r<T>(n, H, drh.data_ptr<T>(), g_t, hp_t, dh.data_ptr<T>(), dgi_t);
+        }
+        gemm_dh(dgv.narrow(1, 0, 2 * H), dhmv, true);
       }
+      if (masked) add_masked<T>(n, H, dhm.data_ptr<T>(), h_mask.data_ptr<T>(), dh.data_ptr<T>());
     }
   });
   return {dgi, dghn, dh};
@@ -595,8 +708,15 @@ std::vector<Tensor> gru_layer_step(const Tensor& x, const Tensor& h0,
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("ln_gru_forward", &ln_gru_forward, "LayerNormGRU forward loop (layernorm_loops.LNLoops)");
   m.def("ln_gru_backward", &ln_gru_backward, "LayerNormGRU BPTT loop (layernorm_loops.LNLoops)");
-  m.def("gru_forward", &gru_forward, "GRU forward loop (grukit.backends.fused.Loops)");
-  m.def("gru_backward", &gru_backward, "GRU BPTT loop (grukit.backends.fused.Loops)");
+  namespace py = pybind11;
+  m.def("gru_forward", &gru_forward, "GRU forward loop (grukit.backends.fused.Loops)",
+        py::arg("gi"), py::arg("h0"), py::arg("w_hh"), py::arg("b_hh"), py::arg("batch_sizes"),
+        py::arg("reverse"), py::arg("reset_after"), py::arg("save"), py::arg("copy_operand"),
+        py::arg("h_mask") = py::none(), py::arg("keep") = py::none());
+  m.def("gru_backward", &gru_backward, "GRU BPTT loop (grukit.backends.fused.Loops)",
+        py::arg("dout"), py::arg("dh_n"), py::arg("gates"), py::arg("hn"), py::arg("hprev"),
+        py::arg("w_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::arg("reset_after"),
+        py::arg("h_mask") = py::none(), py::arg("keep") = py::none());
   m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
   m.def("gru_layer_step", &gru_layer_step, "one time step of a stacked GRU layer, no autograd");
   m.def("cpu_capability", [] {
