@@ -89,7 +89,9 @@ class MinGRU(nn.Module):
         self._param_shapes: dict[str, tuple[int, ...]] = {}
         H = hidden_size
         for layer in range(num_layers):
-            shapes = [("weight_ih", (2 * H, input_size if layer == 0 else H))]
+            shapes: list[tuple[str, tuple[int, ...]]] = [
+                ("weight_ih", (2 * H, input_size if layer == 0 else H))
+            ]
             if bias:
                 shapes.append(("bias_ih", (2 * H,)))
             for stem, shape in shapes:
