@@ -70,8 +70,9 @@ def measure(
         x = torch.randn(T, N, I)
         for kind in ("train", "infer"):
             samples = time_interleaved(calls(layers, x, kind == "train"), cfg)
-            results[T, kind] = {name: median(s) for name, s in samples.items()}
-            print(f"  T={T} {kind}: done", file=sys.stderr, flush=True)
+            r = results[T, kind] = {name: median(s) for name, s in samples.items()}
+            ms = ", ".join(f"{name} {t * 1e3:.2f} ms" for name, t in r.items())
+            print(f"  T={T} {kind}: {ms}", file=sys.stderr, flush=True)  # kept if cut short
     return results
 
 
