@@ -20,6 +20,7 @@ _EXPORTS = {
     "LSTMCell": "grukit.cells",
     "RNNCell": "grukit.cells",
     "LayerNormGRU": "grukit.variants",
+    "MinGRU": "grukit.variants",
     "OneHot": "grukit.onehot",
     "available_backends": "grukit.backends",
     "export_onnx": "grukit.interop.onnx",
@@ -34,6 +35,7 @@ __all__ = [
     "LSTMCell",
     "RNNCell",
     "LayerNormGRU",
+    "MinGRU",
     "OneHot",
     "available_backends",
     "export_onnx",
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from .interop.onnx import export_onnx
     from .layers import GRU, LSTM, RNN, RNNBase
     from .onehot import OneHot
-    from .variants import LayerNormGRU
+    from .variants import LayerNormGRU, MinGRU
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,11 @@ __all__ = [
     "zoneout",
     "rnn_cell",
     "lstm_cell",
+    "mingru_g",
+    "mingru_log_g",
+    "mingru_cell",
+    "mingru_coefficients",
+    "mingru_scan",
     "GATES",
     "LN_EPS",
 ]
@@ -252,3 +257,95 @@ def lstm_cell(
     if w_hr is not None:
         h_next = _linear(h_next, w_hr, None)  # (N, P)
     return h_next, c_next
+
+
+# --- minGRU (Feng et al. 2024, "Were RNNs All We Needed?", arXiv:2410.01201) -------------
+#
+# Shapes here also use T, the number of time steps. A minGRU layer has one weight
+# ``w_ih`` (2H, I) whose rows are [z; h̃] (the update gate's and the candidate's input
+# projections) and one bias ``b_ih`` (2H,) or None: no recurrent weight, so every gate of
+# every step comes from one GEMM over the whole sequence, and the recurrence is linear in h.
+
+
+def mingru_g(a: Tensor) -> Tensor:
+    r"""minGRU's candidate activation (Feng et al. 2024, appendix; log-space friendly):
+    :math:`g(a) = a + 0.5` for :math:`a \ge 0`, :math:`\sigma(a)` for :math:`a < 0`.
+    Continuous (g(0) = 0.5), increasing and strictly positive, so log g exists.
+    a (…) → (…)."""
+    return torch.where(a >= 0, a + 0.5, torch.sigmoid(a))
+
+
+def mingru_log_g(a: Tensor) -> Tensor:
+    r""":math:`\log g(a)`: :math:`\log(a + 0.5)` for :math:`a \ge 0`,
+    :math:`\log\sigma(a) = -\mathrm{softplus}(-a)` for :math:`a < 0`. a (…) → (…).
+
+    ``relu(a)`` inside the log keeps the branch not taken finite (log 0.5 for a < 0), so its
+    zero gradient from ``where`` never meets an infinite one (0 · ∞ = nan)."""
+    return torch.where(a >= 0, torch.log(torch.relu(a) + 0.5), torch.nn.functional.logsigmoid(a))
+
+
+def mingru_cell(x: Tensor, h: Tensor, w_ih: Tensor, b_ih: Tensor | None = None) -> Tensor:
+    r"""One minGRU step (Feng et al. 2024, arXiv:2410.01201):
+
+    .. math::
+        z &= \sigma(W_{iz} x + b_{iz}) \\
+        \tilde h &= g(W_{ih} x + b_{ih}) \qquad (g = \text{``mingru\_g``}) \\
+        h' &= (1 - z) \odot h + z \odot \tilde h
+
+    Neither gate reads h: the step is linear in h, h' = a ⊙ h + b with a = 1 − z and
+    b = z ⊙ h̃ > 0, which is what lets ``mingru_scan`` run all steps at once.
+
+    Args:
+        x: (N, I) or (I,).  h: (N, H) or (H,).
+        w_ih: (2H, I) rows z, h̃.  b_ih: (2H,) or None.
+
+    Returns:
+        h': (N, H) or (H,).
+    """
+    k, a = _linear(x, w_ih, b_ih).chunk(2, dim=-1)  # 2 × (N, H)
+    z = torch.sigmoid(k)
+    return (1 - z) * h + z * mingru_g(a)
+
+
+def mingru_coefficients(gi: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The linear recurrence of minGRU, :math:`h_t = a_t \odot h_{t-1} + b_t`, from the
+    input projections: :math:`a = 1 - z = \sigma(-k)`, :math:`b = z \odot g(\cdot)`.
+    gi (…, 2H) with columns [k; pre-h̃] → a, b (…, H) each."""
+    k, pre = gi.chunk(2, dim=-1)  # 2 × (…, H)
+    return torch.sigmoid(-k), torch.sigmoid(k) * mingru_g(pre)
+
+
+def mingru_scan(gi: Tensor, h0: Tensor) -> Tensor:
+    r"""All T minGRU steps at once: Heinsen's log-space parallel scan (Heinsen 2023,
+    arXiv:2311.06281) of :math:`h_t = a_t \odot h_{t-1} + b_t`.
+
+    With k the update gate's pre-activation and :math:`A_t = \sum_{s \le t} \log a_s`:
+
+    .. math::
+        \log a_t &= \log(1 - z_t) = -\mathrm{softplus}(k_t) \\
+        \log b_t &= \log z_t + \log g(\cdot) = -\mathrm{softplus}(-k_t) + \log g(\cdot) \\
+        h_t &= e^{A_t} \odot h_0
+              + \exp\bigl(A_t + \mathrm{logcumsumexp}_{s \le t}(\log b_s - A_s)\bigr)
+
+    b > 0, so its part lives in log space; h0, of any sign, is kept apart as the first term.
+
+    Precision: the second exponent adds two numbers of size |A_t|, which grows linearly in
+    T (about 0.7 a step at initialisation: |A| ≈ 3 000 at T = 4096), and their difference
+    is the result: in float32 it would lose |A_t|·2⁻²⁴ ≈ 2·10⁻⁴ absolute. The scan
+    therefore runs in float64 whatever the input's dtype (the GEMM that makes gi does not),
+    and the result is cast back; float64 keeps the error below 10⁻¹² up to T ≈ 10⁶.
+
+    Args:
+        gi: (T, N, 2H) input projections x_t W_ihᵀ + b_ih, columns [k; pre-h̃].
+        h0: (N, H) initial state.
+
+    Returns:
+        (T, N, H): h_1 … h_T, in gi's dtype.
+    """
+    k, pre = gi.to(torch.float64).chunk(2, dim=-1)  # 2 × (T, N, H)
+    logsig = torch.nn.functional.logsigmoid
+    log_a = logsig(-k)  # log(1 − z)
+    log_b = logsig(k) + mingru_log_g(pre)  # log z + log h̃
+    A = log_a.cumsum(0)  # (T, N, H)
+    h = torch.exp(A) * h0.to(torch.float64) + torch.exp(A + torch.logcumsumexp(log_b - A, 0))
+    return h.to(gi.dtype)

@@ -338,8 +338,11 @@ def _rnn_kernels_as_onnx() -> Iterator[dict[Any, Callable[..., Any]]]:
 
 # --- export_onnx ------------------------------------------------------------------------------
 
-#: The ONNX operator each kind of recurrent module must export to.
-_OPERATOR = {"gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM"}
+#: The ONNX operator each kind of recurrent module must export to. MinGRU's time loop is a
+#: ``Scan`` of h_t = a_t ⊙ h_{t−1} + b_t (``grukit.variants.mingru``): ONNX has no
+#: log-cumulative-sum-exp, and the exp/cumsum forms of one (torch's translation subtracts
+#: the global maximum) underflow on long sequences, as tests/test_variants_mingru.py shows.
+_OPERATOR = {"gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "mingru": "Scan"}
 
 
 class _Exportable(nn.Module):
@@ -373,7 +376,12 @@ def _describe(module: nn.Module, initial_state: bool) -> tuple[str, str | None, 
     from ..layers import RNNBase
     from ..models.charlm import CharLM
     from ..models.forecaster import Forecaster
+    from ..variants.mingru import MinGRU
 
+    if isinstance(module, MinGRU):
+        seq = {0: "N", 1: "T"} if module.batch_first else {0: "T", 1: "N"}
+        state = [("h0", {1: "N"})] * initial_state
+        return "layer", "mingru", [("input", seq), *state], [("output", seq), ("h_n", {1: "N"})]
     if isinstance(module, Forecaster):
         return "forecaster", "gru", [("x", {0: "N", 1: "L"})], [("quantiles", {0: "N"})]
     if isinstance(module, CharLM):
@@ -398,8 +406,8 @@ def _describe(module: nn.Module, initial_state: bool) -> tuple[str, str | None, 
         gru = "gru" if isinstance(module, GRUCell) else None  # RNN/LSTM cells: plain ops
         return "cell", gru, [("input", {0: "N"}), *state * initial_state], outs
     raise TypeError(
-        "export_onnx: expected a grukit GRU/RNN/LSTM layer, GRUCell/RNNCell/LSTMCell, CharLM "
-        f"or Forecaster, got {type(module).__name__}"
+        "export_onnx: expected a grukit GRU/RNN/LSTM/MinGRU layer, GRUCell/RNNCell/LSTMCell, "
+        f"CharLM or Forecaster, got {type(module).__name__}"
     )
 
 
@@ -410,10 +418,14 @@ def _example_state(module: nn.Module, role: str, x: Tensor, n_state: int) -> lis
     from ..cells import RNNCellBase
     from ..layers import RNNBase
     from ..models.charlm import CharLM
+    from ..variants.mingru import MinGRU
 
     w = next(module.parameters())
-    if isinstance(module, RNNCellBase):  # role "cell"
-        shape: tuple[int, ...] = (x.shape[0], module.hidden_size)
+    if isinstance(module, MinGRU):
+        batch = x.shape[0] if module.batch_first else x.shape[1]
+        shape: tuple[int, ...] = (module.num_layers, batch, module.hidden_size)
+    elif isinstance(module, RNNCellBase):  # role "cell"
+        shape = (x.shape[0], module.hidden_size)
     elif isinstance(module, CharLM):
         shape = (module.num_layers, x.shape[0], module.hidden_size)
     elif isinstance(module, RNNBase):
@@ -454,16 +466,19 @@ def export_onnx(
     opset: int = OPSET,
 ) -> Path:
     """Write ``module`` as an ONNX model whose recurrences are ONNX's own GRU / RNN / LSTM
-    operators; returns the path.
+    operators (a MinGRU's: a ``Scan``); returns the path.
 
-    module: a grukit ``GRU``/``RNN``/``LSTM`` layer, a ``GRUCell``/``RNNCell``/``LSTMCell``,
-    a ``CharLM`` or a ``Forecaster`` (exported in eval mode; its mode is restored).
+    module: a grukit ``GRU``/``RNN``/``LSTM``/``MinGRU`` layer, a
+    ``GRUCell``/``RNNCell``/``LSTMCell``, a ``CharLM`` or a ``Forecaster`` (exported in eval
+    mode; its mode is restored).
     example_input: a batched example: layer (T, N, I) or (N, T, I) with batch_first; cell
     (N, I); CharLM tokens (N, T) int64; Forecaster (N, L, I). Batch and length are dynamic
     (size ≥ 2 in the example: torch.export fixes size-1 dimensions).
     initial_state: layers, cells and CharLM take their initial state as inputs after the
     first (``h0`` / ``c0``, ``hx`` / ``cx``); else they start from zeros.
     dynamo: torch's dynamo exporter (``torch.export``) instead of the TorchScript one.
+    A MinGRU always goes through the dynamo exporter: its time loop is an ONNX ``Scan``,
+    which only that exporter writes (so it needs opset >= 18).
 
     Inputs and outputs are named: layer ``input, h0[, c0] → output, h_n[, c_n]``; cell
     ``input, hx[, cx] → h[, c]``; CharLM ``tokens, h0[, c0] → logits, h_n[, c_n]``;
@@ -483,6 +498,10 @@ def export_onnx(
     if dynamo and opset < 18:
         raise ValueError(f"export_onnx: the dynamo exporter needs opset >= 18, got {opset}")
     role, kind, inputs, outputs = _describe(module, initial_state)
+    if kind == "mingru":
+        if opset < 18:
+            raise ValueError(f"export_onnx: a MinGRU exports with opset >= 18, got {opset}")
+        dynamo = True  # the Scan of its time loop: torch.export's scan, the dynamo exporter
     dims = inputs[0][1]
     if example_input.dim() != len(dims) + (role in ("layer", "cell", "forecaster")):
         raise ValueError(
