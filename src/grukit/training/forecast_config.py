@@ -22,6 +22,7 @@ from .config import KEEP, KEEP_HELP, TrainConfig, option
 __all__ = ["PRESETS", "ForecastConfig", "forecast_config", "load_series"]
 
 STRATEGIES = ("direct", "recursive")
+CALIBRATIONS = ("validation", "rolling", "none")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,23 @@ class ForecastConfig(TrainConfig):
     num_layers: int = option(1, "stacked GRU layers")
     dropout: float = option(0.0, "dropout between layers")
     backend: str = option("auto", "the GRU's backend (auto: the fastest exact one)")
+    # a seed ensemble and the interval's calibration
+    ensemble: int = option(
+        1, "K models trained with seeds seed, seed+1, …; the forecast is the median of "
+        "their quantiles at each step",
+    )  # fmt: skip
+    calibration: str = option(
+        "validation", "calibrate the 80% interval by split-conformal scores of: validation "
+        "(the kept model's validation windows; widen only), rolling (models refitted at "
+        "calibration_folds earlier origins, each forecasting H unseen points), none",
+        choices=CALIBRATIONS,
+    )  # fmt: skip
+    calibration_folds: int = option(
+        3, "rolling calibration: origins, each `calibration_step` before the next"
+    )
+    calibration_step: int = option(
+        0, "rolling calibration: steps between origins (0: the horizon, non-overlapping)"
+    )
     # optimisation (Adam; and the loop's fields)
     epochs: int = option(150, "passes over the training windows")
     lr: float = option(3e-3, "Adam's learning rate")
@@ -85,7 +103,14 @@ class ForecastConfig(TrainConfig):
                 self._bad("columns", "to name the CSV's columns, the target first")
         if not isinstance(self.columns, tuple):
             self._bad("columns", "to be a tuple of names")
-        self._positive_ints("horizon", "lookback", "season", "hidden_size", "num_layers")
+        self._positive_ints(
+            "horizon", "lookback", "season", "hidden_size", "num_layers", "ensemble",
+            "calibration_folds",
+        )  # fmt: skip
+        self._one_of("calibration", CALIBRATIONS)
+        step = self.calibration_step
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            self._bad("calibration_step", ">= 0 (0: the horizon)")
         v = self.validation
         if isinstance(v, bool) or not isinstance(v, int) or not (v == 0 or v >= self.horizon):
             self._bad(
