@@ -35,7 +35,7 @@ from .forecast_eval import (
     validation_mae,
     warnings_for,
 )
-from .forecast_job import ForecastJob, forecast_levels, quantile_forecasts
+from .forecast_job import ForecastJob, forecast_levels, prepare, quantile_forecasts
 from .forecast_predict import load_model, predict_forecast
 from .integrity import TrainingDiverged
 from .rolling import calibration_origins, refit_forecasts
@@ -99,6 +99,7 @@ def run_forecast(
     points before its window's end), the progress bar's title tagged with ``label``."""
     s = series if series is not None else load_series(config)
     if config.calibration == "rolling":  # refused before any file is written
+        prepare(config, s)  # a series too short for the run itself: its own message first
         origins = calibration_origins(config, len(s))
     t = train_models(config, out, s, resume=resume, overwrite=overwrite,
                      show_progress=show_progress, until_epoch=until_epoch, label=label)  # fmt: skip

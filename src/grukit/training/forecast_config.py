@@ -67,7 +67,7 @@ class ForecastConfig(TrainConfig):
         "their quantiles at each step",
     )  # fmt: skip
     calibration: str = option(
-        "validation", "calibrate the 80% interval by split-conformal scores of: validation "
+        "rolling", "calibrate the 80% interval by split-conformal scores of: validation "
         "(the kept model's validation windows; widen only), rolling (models refitted at "
         "calibration_folds earlier origins, each forecasting H unseen points), none",
         choices=CALIBRATIONS,
@@ -76,8 +76,9 @@ class ForecastConfig(TrainConfig):
         3, "rolling calibration: origins, each `calibration_step` before the next"
     )
     calibration_step: int = option(
-        0, "rolling calibration: steps between origins (0: the horizon, non-overlapping)"
-    )
+        0, "rolling calibration: steps between origins (0: as far apart as the series "
+        "allows, at most the horizon)",
+    )  # fmt: skip
     # optimisation (Adam; and the loop's fields)
     epochs: int = option(150, "passes over the training windows")
     lr: float = option(3e-3, "Adam's learning rate")
@@ -130,7 +131,8 @@ class ForecastConfig(TrainConfig):
 
 #: The bundled series' settings, set once by hand and not tuned on test: log + seasonal
 #: differencing for airline's multiplicative seasonality, seasonal differencing for CO2's
-#: additive one; lookback two seasons.
+#: additive one; lookback two seasons. Both calibrate the interval on rolling origins
+#: (their validation part is one window, and it chose the kept epoch).
 PRESETS: dict[str, ForecastConfig] = {
     "airline": ForecastConfig(),
     "co2": ForecastConfig(
@@ -184,9 +186,12 @@ def forecast_config(**given: Any) -> ForecastConfig:
         if "horizon" in given and "validation" not in given:
             base["validation"] = given["horizon"]
         return ForecastConfig.from_dict({**base, **given})
-    # the generic settings for a CSV: no transform; then what its data decides
+    # the generic settings for a CSV: no transform, calibration on validation (a short
+    # series has no room for rolling origins); then what its data decides
     source: dict[str, Any] = {k: given[k] for k in ("csv", "columns", "date_column") if k in given}
-    cfg = ForecastConfig.from_dict({"dataset": None, **source, "log": False, "diff": 0})
+    cfg = ForecastConfig.from_dict(
+        {"dataset": None, **source, "log": False, "diff": 0, "calibration": "validation"}
+    )
     derived = dict(given)
     series = load_series(cfg)
     if "season" not in derived:

@@ -31,6 +31,7 @@ from .run_dir import RunDir
 __all__ = [
     "BASELINE_LABELS",
     "baseline_forecasts",
+    "baseline_scores",
     "combine",
     "plot_run",
     "summary_core",
@@ -70,6 +71,16 @@ def baseline_forecasts(
     except (MissingExtraError, ValueError) as err:
         notes.append(f"Holt-Winters baseline skipped: {err}")
     return base, notes
+
+
+def baseline_scores(
+    actual: np.ndarray, base: dict[str, np.ndarray], scale: float, levels: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Each baseline's point metrics and its pinball/CRPS as a forecast of every quantile."""
+    return {
+        k: {**forecast_metrics(actual, v, scale), **point_interval_metrics(actual, v, levels)}
+        for k, v in base.items()
+    }
 
 
 def test_report(
@@ -115,11 +126,8 @@ def summary_core(
         "dataset": s.name,
         "target": s.columns[0],
         "test": test,
-        "baselines": {
-            k: {**forecast_metrics(actual, v, scale), **point_interval_metrics(actual, v, levels)}
-            for k, v in base.items()
-        },
-        "notes": notes,
+        "baselines": baseline_scores(actual, base, scale, levels),
+        "notes": list(notes),
         "horizon": h,
         "test_points": int(actual.shape[0]),
         "season": c.season,
