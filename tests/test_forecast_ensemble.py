@@ -18,8 +18,8 @@ from grukit.training.forecast import (
     predict_forecast,
     train_forecast,
 )
-from grukit.training.forecast_job import prepare
 from grukit.training.forecast_config import load_series
+from grukit.training.forecast_job import prepare
 from grukit.training.metrics import conformal_margin
 from grukit.training.run_dir import RunDir
 
