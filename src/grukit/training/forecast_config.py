@@ -67,7 +67,7 @@ class ForecastConfig(TrainConfig):
         "their quantiles at each step",
     )  # fmt: skip
     calibration: str = option(
-        "rolling", "calibrate the 80% interval by split-conformal scores of: validation "
+        "rolling", "calibrate the interval by split-conformal scores of: validation "
         "(the kept model's validation windows; widen only), rolling (models refitted at "
         "calibration_folds earlier origins, each forecasting H unseen points), none",
         choices=CALIBRATIONS,
