@@ -61,7 +61,8 @@ def fold_origins(c: ForecastConfig, n: int, folds: int) -> list[int]:
         raise ValueError(
             f"backtest_forecast: expected at most {max(most, 0)} folds of {c.horizon} points "
             f"(the horizon) on a series of {n} points, the first fold after at least {need} "
-            f"(diff + lookback + 2·horizon + 1 + validation), got {folds}"
+            f"(a run's diff + lookback + horizon + 1 + validation, and room for rolling "
+            f"calibration origins), got {folds}"
         )
     return [n - (folds - k + 1) * c.horizon for k in range(1, folds + 1)]
 
