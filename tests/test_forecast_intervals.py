@@ -4,6 +4,7 @@ where the raw quantile head is too narrow."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from grukit.training.forecast import (
     calibrated_interval,
     forecast_config,
+    forecast_levels,
     predict_forecast,
     train_forecast,
 )
@@ -184,3 +186,70 @@ def test_without_statsmodels_the_run_completes_and_says_hw_was_skipped(tmp_path:
     assert baselines == ["naive", "seasonal_naive"]
     assert len(notes) == 1 and "Holt-Winters baseline skipped" in notes[0]
     assert "pip install 'grukit[forecast]'" in notes[0]
+
+
+def test_calibrate_validation_widens_only_rolling_applies_the_margin() -> None:
+    """The same scores (every point inside a too-wide band: q̂ < 0): validation, which
+    chose the kept epoch, keeps the raw band (margin 0); rolling origins, unseen by their
+    models, narrow it by q̂."""
+    from grukit.training.calibration import calibrate
+
+    q = np.zeros((2, 3, 3))
+    q[..., 0], q[..., 2] = -1.0, 1.0
+    y = np.array([[0.1, -0.2, 0.3], [0.0, 0.5, -0.4]])
+    want = conformal_margin(q[..., 0], q[..., 2], y, 0.2)  # k = ⌈7·0.8⌉ = 6: −0.5
+    assert abs(want + 0.5) < TOL
+    v = calibrate(q, y, 0.2, log=False, source="validation")
+    r = calibrate(q, y, 0.2, log=False, source="rolling")
+    assert v["margin"] == 0.0 and abs(v["conformal_margin"] - want) < TOL
+    assert abs(r["margin"] - want) < TOL and r["windows"] == 2 and r["points"] == 6
+    with pytest.raises(ValueError, match="calibrate: expected source"):
+        calibrate(q, y, 0.2, log=False, source="test")
+
+
+def test_rolling_calibration_refits_at_earlier_origins(tmp_path: Path) -> None:
+    """A multiplicative series (trend × season × noise, logged): the rolling margin is the
+    conformal one (log scale) of the origin runs' raw forecasts, each trained on the
+    points before its window's end (config.json's split), recomputed here from their
+    saved models (1e-12), and applied as it is (lo·e^{−q̂}, hi·e^{q̂})."""
+    from grukit.training.forecast import ForecastJob, load_model
+    from grukit.training.forecast_config import load_series
+    from grukit.training.forecast_job import truncate
+    from grukit.training.rolling import calibration_origins
+    from grukit.training.run_dir import RunDir
+
+    rng = np.random.default_rng(2)
+    t = np.arange(150)
+    level = (10 + 0.2 * t) * (1 + 0.3 * np.sin(2 * np.pi * t / 12))
+    path = tmp_path / "mul.csv"
+    noisy = level * np.exp(0.05 * rng.standard_normal(150))
+    path.write_text("y\n" + "\n".join(f"{v:.6f}" for v in noisy) + "\n")
+    cfg = forecast_config(csv=str(path), columns=("y",), horizon=6, validation=6, lookback=12,
+                          season=12, log=True, diff=12, epochs=1, hidden_size=4,
+                          calibration="rolling", calibration_folds=3)  # fmt: skip
+    origins = calibration_origins(cfg, 150)
+    assert origins == [138, 132, 126]  # first = 150 − 2·6, then H apart (room allows it)
+    s = train_forecast(cfg, tmp_path / "run", show_progress=False)
+    cal = s["calibration"]
+    assert cal["source"] == "rolling" and cal["scale"] == "log" and cal["points"] == 18
+    series = load_series(cfg)
+    y = series.values[:, 0]
+    lo, hi, act = [], [], []
+    for j, o in enumerate(origins):
+        d = tmp_path / "run" / "calibration" / f"origin-{j + 1}"
+        split = json.loads((d / "config.json").read_text())["split"]
+        assert split == {"n": o + 6, "train_end": o - 6, "test_start": o}
+        p = ForecastJob(cfg, truncate(series, o + 6)).prepared
+        q = forecast_levels(load_model(RunDir(d)), p, p.z[o - 12 : o], y[:o])
+        lo.append(np.log(q[:, 0]))
+        hi.append(np.log(q[:, -1]))
+        act.append(np.log(y[o : o + 6]))
+    want = conformal_margin(np.array(lo), np.array(hi), np.array(act), 0.2)
+    assert abs(cal["conformal_margin"] - want) < TOL and abs(cal["margin"] - want) < TOL
+    f = s["forecast"]
+    med, up = np.array(f["median"]), np.array(f["upper_raw"])
+    assert np.allclose(f["upper"], np.maximum(np.exp(np.log(up) + want), med), rtol=1e-12)
+    with pytest.raises(ValueError, match="train_forecast: expected a series long enough"):
+        train_forecast(dataclasses.replace(cfg, calibration_folds=200), tmp_path / "x",
+                       show_progress=False)  # fmt: skip
+    assert not (tmp_path / "x").exists()

@@ -1,9 +1,11 @@
-"""``grukit forecast train|predict``: GRU forecasts against naive baselines.
+"""``grukit forecast train|backtest|predict``: GRU forecasts against baselines.
 
     grukit forecast train --dataset airline --out runs/airline
     grukit forecast train --csv data.csv --column sales --column price \\
         --date-column day --horizon 14 --out runs/sales
     grukit forecast predict --run runs/airline
+    grukit forecast train --dataset airline --ensemble 5 --out runs/airline-k5
+    grukit forecast backtest --dataset co2 --folds 4 --out runs/co2-backtest
     grukit forecast train --out runs/airline --resume --epochs 300     extend the run
     grukit forecast predict --run runs/airline --csv new.csv --column y --date-column t
 
@@ -58,6 +60,26 @@ def register(subparsers: Any) -> None:
         "and the lookback two seasons)",
     )
     t.set_defaults(func=_train)
+
+    b = sub.add_parser(
+        "backtest",
+        help="rolling-origin backtest: K successive test windows at the end of the series",
+        description="Fold k of K tests the --horizon points starting K−k+1 horizons before "
+        "the end; each fold trains on the points before its window (--refit, default) or "
+        "fold 1's model is rolled forward (--no-refit). Prints the GRU's and the baselines' "
+        "MAE, 80%% coverage and pinball loss per fold and their mean ± std; writes "
+        "summary.json, backtest.png and the folds' runs into --out.",
+    )
+    add_run_options(b)
+    b.add_argument("--folds", type=int, required=True, metavar="K", help="test windows")
+    b.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train a model per fold (default), or train fold 1's only and roll it forward",
+    )
+    add_config_options(b, ForecastConfig, "config (as for train)")
+    b.set_defaults(func=_backtest)
 
     p = sub.add_parser("predict", help="print and write the next H values with intervals")
     p.add_argument("--run", required=True, metavar="DIR", help="a run directory from train")
@@ -121,24 +143,41 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+_LABELS = {"holt_winters": "Holt-Winters", "gru": "GRU"}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, name.replace("_", " "))
+
+
 def _report(s: dict[str, Any], out: str) -> None:
     print(_data_line(s["data"]))
+    members = s.get("members") or []
+    best = (
+        f"best epoch {s['best_epoch']}"
+        if not members
+        else "best epochs " + ", ".join(str(m["best_epoch"]) for m in members)
+    )
     print(
         f"{s['dataset']} ({s['frequency']}): train {s['split']['train']}, validation "
         f"{s['split']['validation']}, test {s['test_points']} points; season {s['season']}; "
-        f"best epoch {s['best_epoch']}"
+        f"{best}"
     )
-    print(f"{'test':<16}" + "".join(f"{m.upper():>10}" for m in _METRICS))
-    labels = {"holt_winters": "Holt-Winters"}
-    rows = {"GRU": s["test"], **{labels.get(k, k.replace("_", " ")): v
-                                 for k, v in s["baselines"].items()}}  # fmt: skip
+    head = ["COVER", "PINBALL"]
+    print(f"{'test':<18}" + "".join(f"{m.upper():>10}" for m in (*_METRICS, *head)))
+    gru = f"GRU ×{len(members)} median" if members else "GRU"
+    rows = {gru: s["test"]}
+    rows.update({f"  member {i + 1} (seed {m['seed']})": m["test"] for i, m in enumerate(members)})
+    rows.update({_label(k): v for k, v in s["baselines"].items()})
     for name, m in rows.items():
-        print(f"{name:<16}" + "".join(f"{m[k]:>10.4g}" for k in _METRICS))
+        cover = f"{m['coverage']:>10.2f}" if "coverage" in m else f"{'—':>10}"
+        print(f"{name:<18}" + "".join(f"{m[k]:>10.4g}" for k in _METRICS) + cover
+              + f"{m['pinball']:>10.4g}")  # fmt: skip
     lo, hi = s["interval"]
     t, cal = s["test"], s["calibration"]
     how = (
-        f"calibrated on {cal['points']} validation points (split-conformal, {cal['scale']} "
-        f"scale); raw {t['coverage_raw']:.2f}"
+        f"calibrated on {cal['points']} {cal['source']} points (split-conformal, "
+        f"{cal['scale']} scale); raw {t['coverage_raw']:.2f}"
         if cal["method"] == "split-conformal"
         else f"raw: {cal['note']}"
     )
@@ -150,6 +189,41 @@ def _report(s: dict[str, Any], out: str) -> None:
     for warning in s.get("warnings", []):
         print(f"WARNING: {warning}")
     print(f"wrote {Path(out) / 'summary.json'}, forecast.png, model.safetensors")
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from ..training.backtest import backtest_forecast
+
+    config = forecast_config(**given_options(args, ForecastConfig))
+    start_training(args, overwrite=args.overwrite)
+    b = backtest_forecast(
+        config,
+        args.out,
+        folds=args.folds,
+        refit=args.refit,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        show_progress=not args.no_progress,
+    )
+    h, refit = b["horizon"], "refit per fold" if b["refit"] else "fold 1's model rolled forward"
+    print(f"{b['dataset']}: {b['folds']}-fold rolling-origin backtest, {h} points per fold, "
+          f"{refit}")  # fmt: skip
+    cols = ("MAE", "COVER", "PINBALL")
+    print(f"{'fold':<6}{'method':<16}" + "".join(f"{c:>10}" for c in cols))
+    for r in b["fold_results"]:
+        for m in b["methods"]:
+            cover = f"{r[m]['coverage']:>10.2f}" if m == "gru" else f"{'—':>10}"
+            print(f"{r['fold']:<6}{_label(m):<16}{r[m]['mae']:>10.4g}{cover}"
+                  f"{r[m]['pinball']:>10.4g}")  # fmt: skip
+    for m in b["methods"]:
+        mean, sd = b["mean"][m], b["std"][m]
+        cover = f"{mean['coverage']:.2f} ± {sd['coverage']:.2f}" if m == "gru" else "—"
+        print(f"{'mean':<6}{_label(m):<16}MAE {mean['mae']:.4g} ± {sd['mae']:.2g}, coverage "
+              f"{cover}, pinball {mean['pinball']:.4g} ± {sd['pinball']:.2g}")  # fmt: skip
+    for note in b["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {Path(args.out) / 'summary.json'}, backtest.png")
+    return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -178,5 +252,7 @@ def _predict(args: argparse.Namespace) -> int:
         buf.write(f"{t},{a:.6g},{m:.6g},{b:.6g}\n")
     check_writable_target(out, follow_links=False)  # again: it may have changed meanwhile
     atomic_write(out, buf.getvalue().encode())
+    if f["members"] > 1:
+        print(f"(the median of the {f['members']} members' quantiles)")
     print(f"wrote {out}")
     return 0

@@ -22,6 +22,7 @@ from .config import KEEP, KEEP_HELP, TrainConfig, option
 __all__ = ["PRESETS", "ForecastConfig", "forecast_config", "load_series"]
 
 STRATEGIES = ("direct", "recursive")
+CALIBRATIONS = ("validation", "rolling", "none")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,24 @@ class ForecastConfig(TrainConfig):
     num_layers: int = option(1, "stacked GRU layers")
     dropout: float = option(0.0, "dropout between layers")
     backend: str = option("auto", "the GRU's backend (auto: the fastest exact one)")
+    # a seed ensemble and the interval's calibration
+    ensemble: int = option(
+        1, "K models trained with seeds seed, seed+1, …; the forecast is the median of "
+        "their quantiles at each step",
+    )  # fmt: skip
+    calibration: str = option(
+        "rolling", "calibrate the interval by split-conformal scores of: validation "
+        "(the kept model's validation windows; widen only), rolling (models refitted at "
+        "calibration_folds earlier origins, each forecasting H unseen points), none",
+        choices=CALIBRATIONS,
+    )  # fmt: skip
+    calibration_folds: int = option(
+        3, "rolling calibration: origins, each `calibration_step` before the next"
+    )
+    calibration_step: int = option(
+        0, "rolling calibration: steps between origins (0: as far apart as the series "
+        "allows, at most the horizon)",
+    )  # fmt: skip
     # optimisation (Adam; and the loop's fields)
     epochs: int = option(150, "passes over the training windows")
     lr: float = option(3e-3, "Adam's learning rate")
@@ -85,7 +104,14 @@ class ForecastConfig(TrainConfig):
                 self._bad("columns", "to name the CSV's columns, the target first")
         if not isinstance(self.columns, tuple):
             self._bad("columns", "to be a tuple of names")
-        self._positive_ints("horizon", "lookback", "season", "hidden_size", "num_layers")
+        self._positive_ints(
+            "horizon", "lookback", "season", "hidden_size", "num_layers", "ensemble",
+            "calibration_folds",
+        )  # fmt: skip
+        self._one_of("calibration", CALIBRATIONS)
+        step = self.calibration_step
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            self._bad("calibration_step", ">= 0 (0: the horizon)")
         v = self.validation
         if isinstance(v, bool) or not isinstance(v, int) or not (v == 0 or v >= self.horizon):
             self._bad(
@@ -105,7 +131,8 @@ class ForecastConfig(TrainConfig):
 
 #: The bundled series' settings, set once by hand and not tuned on test: log + seasonal
 #: differencing for airline's multiplicative seasonality, seasonal differencing for CO2's
-#: additive one; lookback two seasons.
+#: additive one; lookback two seasons. Both calibrate the interval on rolling origins
+#: (their validation part is one window, and it chose the kept epoch).
 PRESETS: dict[str, ForecastConfig] = {
     "airline": ForecastConfig(),
     "co2": ForecastConfig(
@@ -159,9 +186,12 @@ def forecast_config(**given: Any) -> ForecastConfig:
         if "horizon" in given and "validation" not in given:
             base["validation"] = given["horizon"]
         return ForecastConfig.from_dict({**base, **given})
-    # the generic settings for a CSV: no transform; then what its data decides
+    # the generic settings for a CSV: no transform, calibration on validation (a short
+    # series has no room for rolling origins); then what its data decides
     source: dict[str, Any] = {k: given[k] for k in ("csv", "columns", "date_column") if k in given}
-    cfg = ForecastConfig.from_dict({"dataset": None, **source, "log": False, "diff": 0})
+    cfg = ForecastConfig.from_dict(
+        {"dataset": None, **source, "log": False, "diff": 0, "calibration": "validation"}
+    )
     derived = dict(given)
     series = load_series(cfg)
     if "season" not in derived:
