@@ -1,10 +1,11 @@
-"""A GRU forecaster: encoder over a lookback window, quantiles of the next H steps.
+"""A recurrent forecaster: encoder over a lookback window, quantiles of the next H steps.
 
 Letters: N batch, L lookback, I input features (column 0 is the target), E hidden
 size, H horizon, Q quantiles.
 
-Encoder: ``grukit.GRU(I, E, num_layers, batch_first=True, backend="auto")`` reads
-x (N, L, I); its last top-layer state h_L (N, E) summarises the window.
+Encoder: ``grukit.GRU(I, E, num_layers, batch_first=True, backend="auto")`` by default,
+or any cell of ``grukit.models.recurrent`` (LayerNormGRU, MinGRU, LSTM, RNN), reads
+x (N, L, I); its last top-layer output h_L (N, E) summarises the window.
 
 Strategies:
 - ``"direct"`` (default; direct multi-step, e.g. Taieb et al. 2012): one linear head
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import positive_int, probability
-from ..layers import GRU
+from .recurrent import RecurrentOptions, recurrent_layer
 
 __all__ = ["Forecaster", "pinball_loss", "monotone_quantiles"]
 
@@ -56,6 +57,8 @@ class Forecaster(nn.Module):
         quantiles: increasing levels in (0, 1) that include 0.5 (the point forecast).
         strategy: "direct" or "recursive" (see the module docstring).
         dropout: between GRU layers and before the head.
+        cell: the encoder's recurrent layer, a name of ``grukit.models.recurrent.CELLS``.
+        recurrent_dropout, zoneout: the GRUs' recurrent regularisers (training only).
 
     forward(x (N, L, I)) → (N, H, Q) target quantiles, increasing along Q.
     """
@@ -73,6 +76,9 @@ class Forecaster(nn.Module):
         strategy: str = "direct",
         dropout: float = 0.0,
         backend: str = "auto",
+        cell: str = "gru",
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -97,13 +103,18 @@ class Forecaster(nn.Module):
         self.strategy = strategy
         self.register_buffer("quantiles", torch.tensor(qs, device=device, dtype=dtype))
         self.median_index = qs.index(0.5)
-        self.encoder = GRU(
+        self.cell = cell
+        self.encoder = recurrent_layer(
+            owner,
+            cell,
             input_size,
             hidden_size,
             num_layers,
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
-            backend=backend,
+            options=RecurrentOptions(
+                backend=backend, recurrent_dropout=recurrent_dropout, zoneout=zoneout
+            ),
             device=device,
             dtype=dtype,
         )
@@ -163,4 +174,5 @@ class Forecaster(nn.Module):
             "quantiles": self.quantiles.tolist(),
             "strategy": self.strategy,
             "dropout": self.dropout.p,
+            "cell": self.cell,
         }

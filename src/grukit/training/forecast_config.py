@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..data.series import BUNDLED, Series, load_bundled, load_csv
+from ..models.recurrent import CELLS, NOISY
 from .config import KEEP, KEEP_HELP, TrainConfig, option
 
 __all__ = ["PRESETS", "ForecastConfig", "forecast_config", "load_series"]
@@ -57,9 +58,18 @@ class ForecastConfig(TrainConfig):
         "direct", "direct: one head emits all H steps; recursive: one step at a time, "
         "feeding back the median", choices=STRATEGIES,
     )  # fmt: skip
+    cell: str = option("gru", "the encoder's recurrent layer", choices=CELLS)
     hidden_size: int = option(32, "H units of the GRU encoder")
     num_layers: int = option(1, "stacked GRU layers")
     dropout: float = option(0.0, "dropout between layers")
+    recurrent_dropout: float = option(
+        0.0, "one dropout mask per sequence on the state the recurrent weights read "
+        "(gru, layernorm-gru)",
+    )  # fmt: skip
+    zoneout: float = option(
+        0.0, "each unit keeps its previous state with this probability per step "
+        "(gru, layernorm-gru)",
+    )  # fmt: skip
     backend: str = option("auto", "the GRU's backend (auto: the fastest exact one)")
     # a seed ensemble and the interval's calibration
     ensemble: int = option(
@@ -122,9 +132,15 @@ class ForecastConfig(TrainConfig):
             self._bad("diff", ">= 0 (a lag)")
         self._bools("log")
         self._one_of("strategy", STRATEGIES)
-        self._finite("weight_decay", "dropout", low=0.0)
-        if self.dropout >= 1.0:
-            self._bad("dropout", "in [0, 1)")
+        self._one_of("cell", CELLS)
+        self._finite("weight_decay", "dropout", "recurrent_dropout", "zoneout", low=0.0)
+        for name in ("dropout", "recurrent_dropout"):
+            if getattr(self, name) >= 1.0:
+                self._bad(name, "in [0, 1)")
+        if self.zoneout > 1.0:
+            self._bad("zoneout", "in [0, 1]")
+        if (self.recurrent_dropout or self.zoneout) and self.cell not in NOISY:
+            self._bad("cell", f"in {list(NOISY)} with recurrent_dropout or zoneout")
         if not isinstance(self.backend, str):
             self._bad("backend", "to be a backend name")
 

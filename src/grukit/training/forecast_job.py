@@ -26,6 +26,7 @@ from ..data.series import (
     chronological_split,
     window_indices,
 )
+from ..layers import RNNBase
 from ..models.forecaster import Forecaster
 from .forecast_config import ForecastConfig, load_series
 from .plots import plot_curves
@@ -130,6 +131,8 @@ def quantile_forecasts(
 def _check_backend(model: Forecaster, dtype: torch.dtype = torch.float32) -> None:
     """Refuse a backend that cannot run the encoder before any file is written."""
     enc = model.encoder
+    if not isinstance(enc, RNNBase):  # MinGRU: no backends
+        return
     x = torch.zeros(1, 1, model.input_size, dtype=dtype)  # (N, L, I)
     resolve_backend("Forecaster", enc.backend, enc.spec, x)
 
@@ -160,6 +163,9 @@ class ForecastJob:
             strategy=c.strategy,
             dropout=c.dropout,
             backend=c.backend,
+            cell=c.cell,
+            recurrent_dropout=c.recurrent_dropout,
+            zoneout=c.zoneout,
         )
         _check_backend(self.model)
         self.optimizer = torch.optim.Adam(

@@ -59,6 +59,7 @@ def load_model(run: RunDir, backend: str = "auto") -> Forecaster:
             quantiles=tuple(mcfg["quantiles"]),
             strategy=mcfg["strategy"],
             backend=backend,
+            cell=mcfg.get("cell", "gru"),  # runs from before the cell option: a GRU
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"predict_forecast: expected a forecaster's config in {run.model}, "
