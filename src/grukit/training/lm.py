@@ -100,13 +100,23 @@ def build_model(config: LMConfig, vocab_size: int) -> CharLM:
         embedding_dim=config.embedding_dim,
         dropout=config.dropout,
         backend=config.backend,
+        embedding_dropout=config.embedding_dropout,
+        output_dropout=config.output_dropout,
+        variational=config.variational,
+        tie_weights=config.tie_weights,
+        recurrent_dropout=config.recurrent_dropout,
+        zoneout=config.zoneout,
     )
 
 
 def _optimizer(config: LMConfig, model: CharLM) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    """SGD or Adam with ``weight_decay`` as an L2 penalty in the gradient; AdamW with it
+    decoupled (Loshchilov & Hutter 2019: θ ← θ − lr·wd·θ beside Adam's step)."""
+    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    opt: torch.optim.Optimizer = kinds[config.optimizer](
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    return opt
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:

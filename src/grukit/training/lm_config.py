@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..models.charlm import CELLS as _CELLS
 from .config import KEEP, KEEP_HELP, TrainConfig, option
 
 __all__ = ["PRESETS", "LMConfig", "preset"]
 
 PARTITIONS = ("sequential", "random")
-CELLS = ("gru", "rnn", "lstm")
-OPTIMIZERS = ("sgd", "adam")
+CELLS = tuple(_CELLS)  # the cells CharLM builds: adding one there adds it here
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,47 @@ class LMConfig(TrainConfig):
     num_layers: int = option(1, "stacked recurrent layers")
     reset_after: bool = option(True, "nn.GRU's variant (else Cho et al.'s, as d2l's scratch GRU)")
     embedding_dim: int | None = option(None, "an embedding of this size (none: one-hot, as d2l)")
-    dropout: float = option(0.0, "dropout between layers and before the head")
+    dropout: float = option(
+        0.0, "dropout between layers, and on the embedding and before the head unless set apart"
+    )
+    embedding_dropout: float | None = option(None, "dropout on the embedding (none: dropout)")
+    output_dropout: float | None = option(None, "dropout before the head (none: dropout)")
+    variational: bool = option(
+        False, "embedding and output dropout: one mask per sequence, the same at every step"
+    )
+    tie_weights: bool = option(
+        False, "the head's weight is the embedding's (a projection first when H != E)"
+    )
+    recurrent_dropout: float = option(
+        0.0, "dropout of the recurrent state, one mask per sequence (gru, layernorm-gru)"
+    )
+    zoneout: float = option(0.0, "each unit keeps its previous value with this probability")
     backend: str = option("auto", "the layers' backend (auto: the fastest exact one)")
     # optimisation (and the loop's fields, with d2l's defaults)
-    optimizer: str = option("sgd", "sgd (d2l) or adam", choices=OPTIMIZERS)
+    optimizer: str = option(
+        "sgd", "sgd (d2l), adam, or adamw (weight decay decoupled)", choices=OPTIMIZERS
+    )
     lr: float = option(1.0, "the optimizer's learning rate")
     weight_decay: float = option(0.0, "L2 penalty")
+    warmup: float = option(0.0, "epochs of linear learning-rate warm-up from 0 (fractions too)")
+    ema: float = option(
+        0.0, "average the weights (decay per step; 0: off): validation and the kept weights"
+    )
     epochs: int = option(500, "passes over the training text")
     keep: str = option("best", KEEP_HELP, choices=KEEP)
     eval_batch_size: int = option(128, "streams read at once for validation")
+
+    def _probability(self, name: str) -> None:
+        """A finite number in [0, 1)."""
+        self._finite(name, low=0.0)
+        if getattr(self, name) >= 1.0:
+            self._bad(name, "in [0, 1)")
+
+    def lr_at(self, fraction: float) -> float:
+        """The schedule's rate (``TrainConfig.lr_at``) times the warm-up's ramp: rising
+        linearly from 0 over the first ``warmup`` epochs."""
+        ramp = 1.0 if self.warmup == 0 else min(1.0, fraction * self.epochs / self.warmup)
+        return super().lr_at(fraction) * ramp
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,11 +92,19 @@ class LMConfig(TrainConfig):
         if self.text is not None and not isinstance(self.text, str):
             self._bad("text", "to be a path or None")
         self._bools("letters_only", "reset_after")
-        self._finite("val_fraction", "dropout", "weight_decay", low=0.0)
+        self._bools("variational", "tie_weights")
+        self._finite("val_fraction", "weight_decay", "warmup", low=0.0)
         if self.val_fraction >= 1.0:
             self._bad("val_fraction", "in [0, 1)")
-        if self.dropout >= 1.0:
-            self._bad("dropout", "in [0, 1)")
+        for name in ("dropout", "embedding_dropout", "output_dropout", "recurrent_dropout"):
+            if getattr(self, name) is not None:
+                self._probability(name)
+        self._probability("zoneout")
+        self._probability("ema")
+        if self.tie_weights and self.embedding_dim is None:
+            self._bad("embedding_dim", "to be set with tie_weights (one-hot has no embedding)")
+        if (self.recurrent_dropout or self.zoneout) and self.cell not in ("gru", "layernorm-gru"):
+            self._bad("cell", "to be gru or layernorm-gru with recurrent_dropout or zoneout")
         self._one_of("partition", PARTITIONS)
         self._one_of("cell", CELLS)
         self._one_of("optimizer", OPTIMIZERS)

@@ -12,7 +12,7 @@ the same for every job:
         metrics line: {"epoch", the job's figures, "<unit>s_per_second", "lr", "seconds"};
         the best epoch so far (least v; without validation, the last); with
             config.keep == "best" its weights are kept aside;
-        checkpoint: model, optimizer, torch RNG, epoch, totals, best.
+        checkpoint: model, optimizer, torch RNG, epoch, totals, best (and the average).
     every max(10, E/10) epochs and at the end: model.safetensors (the kept weights) and
     the job's plots.
 
@@ -27,10 +27,15 @@ The same rules for every job:
   the last good checkpoint (the previous epoch's).
 - interruption (Ctrl-C, or ``until_epoch``): the last epoch's checkpoint is on disk; the
   progress bar is closed on the way out.
+- weight averaging: a config with a field ``ema`` > 0 (LMConfig's) keeps an exponential
+  moving average of the weights, updated after every step (averaging.py); validation,
+  the best epoch's kept weights and model.safetensors are the average's, training goes on
+  from the raw weights, and the checkpoint holds both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -45,6 +50,7 @@ from torch import Tensor, nn
 
 from .._extras import require
 from . import distributed
+from .averaging import WeightAverage
 from .checkpoint import rng_state, save_weights, set_rng_state
 from .config import TrainConfig
 from .distributed import World
@@ -182,9 +188,13 @@ def optimizer_step(
 
 
 def _checkpoint(
-    job: Job, epoch: int, totals: dict[str, float], best: dict[str, Any]
+    job: Job,
+    epoch: int,
+    totals: dict[str, float],
+    best: dict[str, Any],
+    average: WeightAverage | None,
 ) -> dict[str, Any]:
-    return {
+    state = {
         "model": job.model.state_dict(),
         "optimizer": job.optimizer.state_dict(),
         "rng": rng_state(),
@@ -192,6 +202,22 @@ def _checkpoint(
         "totals": dict(totals),
         "best": best,
     }
+    if average is not None:
+        state["average"] = average.to_checkpoint()
+    return state
+
+
+def _averaging(job: Job) -> WeightAverage | None:
+    """The job's weight average: when its config has an ``ema`` decay > 0."""
+    decay = float(getattr(job.config, "ema", 0.0))
+    return WeightAverage(job.model, decay) if decay > 0 else None
+
+
+def _kept_weights(job: Job, average: WeightAverage | None) -> dict[str, Tensor]:
+    """A copy of the weights that validation saw: the average's, else the model's."""
+    if average is not None:
+        return average.state_dict()
+    return copy.deepcopy(job.model.state_dict())
 
 
 def _json(d: object) -> Any:
@@ -224,13 +250,17 @@ def _check_resume(job: Job, run: RunDir, run_config: dict[str, Any]) -> bool:
     return bool(old.get("epochs") != new["epochs"])
 
 
-def _load_checkpoint(job: Job, run: RunDir) -> tuple[int, dict[str, float], dict[str, Any]]:
-    """(epoch, totals, best) of the run's checkpoint, loaded into the model, optimizer
-    and RNG after every check (digest, keys, dtypes, shapes, finite values, epochs)."""
+def _load_checkpoint(
+    job: Job, run: RunDir, average: WeightAverage | None
+) -> tuple[int, dict[str, float], dict[str, Any]]:
+    """(epoch, totals, best) of the run's checkpoint, loaded into the model, optimizer,
+    RNG and ``average`` after every check (digest, keys, dtypes, shapes, finite values,
+    epochs)."""
     ckpt, where, owner = run.load_checkpoint(), run.checkpoint, job.name
-    if set(ckpt) != _CHECKPOINT:
+    keys = _CHECKPOINT | ({"average"} if average is not None else set())
+    if set(ckpt) != keys:
         raise ValueError(
-            f"{owner}: expected a {job.kind} checkpoint with {sorted(_CHECKPOINT)} in {where}, "
+            f"{owner}: expected a {job.kind} checkpoint with {sorted(keys)} in {where}, "
             f"got keys {sorted(map(str, ckpt))[:8]}"
         )
     expected = job.model.state_dict()
@@ -254,6 +284,8 @@ def _load_checkpoint(job: Job, run: RunDir) -> tuple[int, dict[str, float], dict
         check_state_dict(owner, best["model"], expected, where)
     elif best["model"] is not None and job.config.keep == "last":
         raise ValueError(f"{owner}: expected no kept weights (keep 'last') in {where}")
+    if average is not None:
+        average.load_checkpoint(ckpt["average"], where)
     job.model.load_state_dict(weights)
     job.optimizer.load_state_dict(opt_state)
     set_rng_state(rng)
@@ -265,10 +297,14 @@ def _all_finite(model: nn.Module) -> bool:
 
 
 def _write_outputs(
-    job: Job, run: RunDir, records: list[dict[str, Any]], best: dict[str, Any]
+    job: Job,
+    run: RunDir,
+    records: list[dict[str, Any]],
+    best: dict[str, Any],
+    average: WeightAverage | None,
 ) -> None:
     """model.safetensors (the kept weights) and the job's plots."""
-    state = best["model"] if best["model"] is not None else job.model.state_dict()
+    state = best["model"] if best["model"] is not None else _kept_weights(job, average)
     save_weights(run.model, state, job.weights_metadata())
     job.draw(run, records)
 
@@ -292,9 +328,10 @@ def fit(
     run_config = job.run_config()
     totals = dict.fromkeys(_TOTALS, 0.0)
     best: dict[str, Any] = {"epoch": 0, "score": None, "model": None}
+    average = _averaging(job)
     if resume:  # every process reads the run; the main one alone writes it
         extended = _check_resume(job, run, run_config)
-        start, totals, best = _load_checkpoint(job, run)
+        start, totals, best = _load_checkpoint(job, run, average)
         if w.main:
             records = run.keep_metrics_until(start)
             if extended:
@@ -303,7 +340,7 @@ def fit(
             records = [r for r in run.read_metrics() if r.get("epoch", 0) <= start]
     else:
         if w.main:
-            run.begin(run_config, _checkpoint(job, 0, totals, best), overwrite=overwrite)
+            run.begin(run_config, _checkpoint(job, 0, totals, best, average), overwrite=overwrite)
         start, records = 0, []
     distributed.barrier(w)
     net = distributed.wrap(_Step(job), w)
@@ -320,12 +357,12 @@ def fit(
         bar.update(start)
         for epoch in range(start, last):
             t0 = time.perf_counter()
-            record, count, seconds = _epoch(job, net, w, epoch, run, bar)
+            record, count, seconds = _epoch(job, net, w, epoch, run, bar, average)
             score = record.pop("_score")
             if score is None:
                 score = -float(epoch + 1)  # no validation: the last epoch is the best
             if best["epoch"] == 0 or score < best["score"]:
-                kept = copy.deepcopy(job.model.state_dict()) if cfg.keep == "best" else None
+                kept = _kept_weights(job, average) if cfg.keep == "best" else None
                 best = {"epoch": epoch + 1, "score": score, "model": kept}
             totals["examples"] += count
             totals["train_seconds"] += seconds
@@ -333,15 +370,17 @@ def fit(
             records.append(record)
             if w.main:
                 run.append_metrics(record)
-                run.save_checkpoint(_checkpoint(job, epoch + 1, totals, best))
+                run.save_checkpoint(_checkpoint(job, epoch + 1, totals, best, average))
                 if (epoch + 1) % every == 0 and epoch + 1 < last:
-                    _write_outputs(job, run, records, best)
+                    _write_outputs(job, run, records, best, average)
     finally:
         bar.close()
     if best["model"] is not None:
         job.model.load_state_dict(best["model"])
+    elif average is not None:  # keep "last": the last epoch's average
+        job.model.load_state_dict(average.state_dict())
     if w.main:
-        _write_outputs(job, run, records, best)
+        _write_outputs(job, run, records, best, average)
     kept_epoch: int = best["epoch"] if cfg.keep == "best" else last
     return Fit(
         records=records,
@@ -382,10 +421,16 @@ def _shard(batch: Any, w: World) -> tuple[Any, float]:
 
 
 def _epoch(
-    job: Job, net: nn.Module, w: World, epoch: int, run: RunDir, bar: Any
+    job: Job,
+    net: nn.Module,
+    w: World,
+    epoch: int,
+    run: RunDir,
+    bar: Any,
+    average: WeightAverage | None,
 ) -> tuple[dict[str, Any], int, float]:
-    """Train one epoch and validate: (metrics record with "_score", examples of every
-    process, seconds)."""
+    """Train one epoch and validate (the average's weights, when averaging): (metrics
+    record with "_score", examples of every process, seconds)."""
     cfg, model, opt = job.config, job.model, job.optimizer
 
     def diverged(what: str) -> TrainingDiverged:
@@ -413,6 +458,8 @@ def _epoch(
             optimizer_step(model, opt, loss_t * share, cfg.clip)
             loss, n = (float(loss_t.detach()), n) if share > 0 else (0.0, 0)
             bad = distributed.any_true(not math.isfinite(loss), w)
+        if average is not None:
+            average.update()
         if bad:
             raise diverged(f"a loss of {loss if w.size == 1 else 'nan or inf'} at batch {i + 1}")
         loss_sum += loss * n
@@ -424,7 +471,8 @@ def _epoch(
     loss_sum, total = distributed.all_sum([loss_sum, count], w)
     count = int(total)
     seconds = time.perf_counter() - t0
-    score = job.validate()
+    with average.applied() if average is not None else contextlib.nullcontext():
+        score = job.validate()
     figures = job.figures(loss_sum / count, score)
     for key, value in figures.items():
         if value is not None and not math.isfinite(value):
