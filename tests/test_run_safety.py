@@ -58,7 +58,9 @@ def one_error(capsys, command: str, *needles: str) -> str:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file under ``folder`` (a run may hold sub-runs: calibration origins, members)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}  # fmt: skip
 
 
 def only_entries(folder: Path) -> list[str]:
