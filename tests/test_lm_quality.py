@@ -143,6 +143,8 @@ def test_cells_and_recurrent_options_reach_the_layer() -> None:
         {"cell": "gru", "zoneout": 0.2, "recurrent_dropout": 0.3},
         {"cell": "layernorm-gru", "zoneout": 0.1},
         {"cell": "lstm"},
+        {"cell": "mingru"},
+        {"cell": "rnn"},
     ],  # fmt: skip
 )
 def test_generate_steps_every_cell(kw: dict[str, object]) -> None:
@@ -151,6 +153,8 @@ def test_generate_steps_every_cell(kw: dict[str, object]) -> None:
     torch.manual_seed(1)
     vocab = Vocab(list("the time machine"))
     model = CharLM(len(vocab), 12, embedding_dim=5, dtype=torch.float64, **kw)  # type: ignore[arg-type]
+    with torch.no_grad():  # never <unk> (index 0): it decodes to 5 characters, not 1
+        model.head.bias[0] = -1e9
     model.train()  # generate must switch to eval mode itself
     text = generate(model, vocab, "the ti", 12)
     assert model.training and len(text) == 6 + 12

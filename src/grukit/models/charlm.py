@@ -5,7 +5,8 @@ E embedding size (V for one-hot), H hidden size, L layers.
 
     x_t   = onehot(token_t) ∈ R^V        (embedding_dim=None, as d2l)
           = E[token_t]      ∈ R^E        (embedding_dim=E)
-    h_t   = cell(x_t, h_{t−1})           GRU / LayerNormGRU / RNN (tanh) / LSTM, L layers
+    h_t   = cell(x_t, h_{t−1})           GRU / LayerNormGRU / MinGRU / RNN (tanh) / LSTM,
+                                         L layers (``grukit.models.recurrent``)
     logit = W_out h_t + b_out ∈ R^V
           = E (P h_t) + b_out            (tie_weights: the embedding is the head's weight;
                                           P (E, H) a projection when E ≠ H, else none)
@@ -22,28 +23,16 @@ Regularisers (all off by default; active in training mode only):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from .. import _checks as check
-from ..layers import GRU, LSTM, RNN, RNNBase
 from ..onehot import OneHot
-from ..variants import LayerNormGRU
+from .recurrent import CELLS, NOISY, RecurrentOptions, recurrent_layer
 
 __all__ = ["CELLS", "CharLM", "locked_dropout"]
-
-_GRU_OPTIONS = ("reset_after", "recurrent_dropout", "zoneout")
-#: The cells, by name: the layer class and which of CharLM's cell options it takes (beyond
-#: input_size, hidden_size, num_layers, dropout, backend, device and dtype).
-CELLS: dict[str, tuple[Callable[..., RNNBase[Any]], tuple[str, ...]]] = {
-    "gru": (GRU, _GRU_OPTIONS),
-    "layernorm-gru": (LayerNormGRU, _GRU_OPTIONS),
-    "rnn": (RNN, ()),
-    "lstm": (LSTM, ()),
-}
 
 #: Hidden state: h (L, N, H) for GRU/RNN, (h, c) for LSTM.
 State = Tensor | tuple[Tensor, Tensor]
@@ -65,7 +54,8 @@ class CharLM(nn.Module):
         vocab_size: V, the number of tokens.
         hidden_size: H.
         num_layers: L.
-        cell: a name from ``CELLS``: "gru" | "layernorm-gru" | "rnn" | "lstm".
+        cell: a name from ``grukit.models.recurrent.CELLS``: "gru" | "layernorm-gru" |
+            "mingru" | "rnn" | "lstm".
         reset_after: GRU variant (True: torch/cuDNN; False: Cho et al. 2014, d2l's scratch GRU).
         embedding_dim: None for one-hot input (d2l), else a learned embedding of this size.
         dropout: probability between layers, and the default of the next two.
@@ -124,14 +114,13 @@ class CharLM(nn.Module):
                 f"{owner}: expected an embedding_dim with tie_weights (one-hot input has no "
                 f"embedding to tie), got embedding_dim None"
             )
-        layer_cls, takes = CELLS[cell]
         noise = {"recurrent_dropout": recurrent_dropout, "zoneout": zoneout}
         for name, value in noise.items():
             check.probability(owner, name, value)
-            if value and name not in takes:
+            if value and cell not in NOISY:
                 raise ValueError(
                     f"{owner}: expected {name} 0 for cell {cell!r} (it is for "
-                    f"{[c for c, (_, t) in CELLS.items() if name in t]}), got {value}"
+                    f"{list(NOISY)}), got {value}"
                 )
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
@@ -146,15 +135,20 @@ class CharLM(nn.Module):
         )
         in_size = vocab_size if embedding_dim is None else embedding_dim
         layer_dropout = self.dropout if num_layers > 1 else 0.0
-        options: dict[str, Any] = {"reset_after": reset_after, **noise}
-        # GRU/RNN (state h) or LSTM (state (h, c)): which, and so the state's type, is ``cell``.
-        self.rnn: RNNBase[Any] = layer_cls(
+        # state h (GRUs, MinGRU, RNN) or (h, c) (LSTM): which, and so its type, is ``cell``.
+        self.rnn: nn.Module = recurrent_layer(
+            owner,
+            cell,
             in_size,
             hidden_size,
             num_layers,
             dropout=layer_dropout,
-            backend=backend,
-            **{k: options[k] for k in takes},
+            options=RecurrentOptions(
+                reset_after=reset_after if cell in NOISY else True,
+                recurrent_dropout=recurrent_dropout,
+                zoneout=zoneout,
+                backend=backend,
+            ),
             **factory,
         )
         head_in = hidden_size

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import GRU, LSTM, RNN
+from ..backends import resolve
+from ..layers import GRU, LSTM, RNN, RNNBase
 from ..variants import LayerNormGRU, MinGRU
 
-__all__ = ["CELLS", "RecurrentOptions", "recurrent_layer"]
+__all__ = ["CELLS", "NOISY", "RecurrentOptions", "backend_name", "recurrent_layer"]
 
 CELLS = ("gru", "layernorm-gru", "mingru", "lstm", "rnn")
 #: Cells whose recurrence takes recurrent dropout and zoneout.
@@ -79,3 +80,14 @@ def recurrent_layer(
         *size, batch_first=batch_first, dropout=dropout, device=device, dtype=dtype,
         backend=o.backend,
     )  # fmt: skip
+
+
+def backend_name(owner: str, layer: nn.Module) -> str:
+    """What runs ``layer``'s time loop: the backend "auto" (or its configured name) resolves
+    to on CPU float32 — a ValueError naming ``owner`` if that backend cannot run the layer —
+    or, for MinGRU, which has no backends, "mingru-" and its mode."""
+    if not isinstance(layer, RNNBase):
+        return f"mingru-{getattr(layer, 'mode', 'parallel')}"
+    w = layer.weight_ih_l0
+    x = torch.zeros(1, 1, w.shape[1], dtype=torch.float32)  # (T, N, I)
+    return resolve(owner, layer.backend, layer.spec, x).name

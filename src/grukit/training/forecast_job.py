@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backends import resolve as resolve_backend
 from ..data.series import (
     Scaler,
     Series,
@@ -26,8 +25,8 @@ from ..data.series import (
     chronological_split,
     window_indices,
 )
-from ..layers import RNNBase
 from ..models.forecaster import Forecaster
+from ..models.recurrent import backend_name
 from .forecast_config import ForecastConfig, load_series
 from .plots import plot_curves
 from .run_dir import RunDir
@@ -128,13 +127,9 @@ def quantile_forecasts(
     return np.array(q).reshape(len(models), len(starts), h, len(models[0].quantiles)), actual
 
 
-def _check_backend(model: Forecaster, dtype: torch.dtype = torch.float32) -> None:
+def _check_backend(model: Forecaster) -> None:
     """Refuse a backend that cannot run the encoder before any file is written."""
-    enc = model.encoder
-    if not isinstance(enc, RNNBase):  # MinGRU: no backends
-        return
-    x = torch.zeros(1, 1, model.input_size, dtype=dtype)  # (N, L, I)
-    resolve_backend("Forecaster", enc.backend, enc.spec, x)
+    backend_name("Forecaster", model.encoder)
 
 
 class ForecastJob:

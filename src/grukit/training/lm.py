@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..backends import resolve
 from ..data.text import (
     Corpus,
     RandomBatches,
@@ -38,6 +37,7 @@ from ..data.text import (
 from ..data.token_store import drop_resident, load_corpus_mapped
 from ..models.charlm import CharLM, State
 from ..models.ngram import lm_baselines
+from ..models.recurrent import backend_name
 from .checkpoint import load_weights
 from .integrity import TrainingDiverged, check_state_dict
 from .lm_config import PRESETS, LMConfig
@@ -273,8 +273,7 @@ def train_step(
 
 def _resolved_backend(model: CharLM) -> str:
     """The backend that "auto" (or the configured name) runs the model's layers on."""
-    w = model.rnn.weight_ih_l0
-    return resolve("CharLM", model.rnn.backend, model.rnn.spec, w.new_zeros(1, 1, w.shape[1])).name
+    return backend_name("CharLM", model.rnn)
 
 
 class LMJob:
