@@ -40,8 +40,17 @@ def args_for(command: str, text: Path, out: Path, epochs: int, *extra: str) -> l
     if command == "lm":
         return ["lm", "train", "--text", str(text), "--max-tokens", "none", "--batch-size", "4",
                 "--num-steps", "8", "--hidden-size", "8", *common]  # fmt: skip
-    return ["forecast", "train", "--hidden-size", "4", "--lookback", "12", "--calibration",
-            "validation", *common]  # one training per run: the loop is what is tested
+    return [
+        "forecast",
+        "train",
+        "--hidden-size",
+        "4",
+        "--lookback",
+        "12",
+        "--calibration",
+        "validation",
+        *common,
+    ]  # one training per run: the loop is what is tested
 
 
 def records(out: Path) -> list[dict[str, object]]:
