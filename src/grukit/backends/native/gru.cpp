@@ -32,6 +32,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include "gemm.h"
+#include "loops.h"
 
 #include <type_traits>
 #include <vector>
@@ -40,158 +41,8 @@ namespace {
 
 using at::Tensor;
 using at::vec::Vectorized;
+using namespace grukit::loops;  // NOLINT: the shared building blocks (loops.h)
 
-// σ(a) = 1 / (1 + e^−a) and tanh(a) = 2σ(2a) − 1, each one exp and one division.
-// exp_u20 is at::vec's polynomial exp (float: within 20 ulp, several times cheaper than
-// Sleef's tanh; double: Sleef's exp). tanh this way is off by ~1e-7 (float) / ~1e-16
-// (double) in absolute terms near 0, within the tests' tolerances (1e-5, 1e-10).
-// NaN: float exp_u20 clamps its argument with min/max, which turn NaN into the clamp bound
-// (σ(NaN) came out 0 and tanh(NaN) −1), so a NaN argument is blended back into the result:
-// one compare and one blend, as torch's σ and tanh give NaN. ±Inf needs nothing: the clamp
-// gives e^±inf a huge or zero value, hence σ(∓inf) ≈ 0 (or 1) and tanh(±inf) = ±1, as torch.
-template <typename T>
-inline Vectorized<T> keep_nan(const Vectorized<T>& result, const Vectorized<T>& a) {
-  return Vectorized<T>::blendv(result, a, a.isnan());
-}
-
-template <typename T>
-inline Vectorized<T> vsigmoid(const Vectorized<T>& a) {
-  const Vectorized<T> one(T(1));
-  return keep_nan(one / (one + a.neg().exp_u20()), a);
-}
-
-template <typename T>
-inline Vectorized<T> vtanh(const Vectorized<T>& a) {
-  const Vectorized<T> one(T(1)), two(T(2));
-  return keep_nan(two / (one + (a * Vectorized<T>(T(-2))).exp_u20()) - one, a);
-}
-
-// f(j, count) over [0, H) in vector-sized pieces, the last one partial.
-template <typename T, typename F>
-inline void vec_cols(int64_t H, const F& f) {
-  constexpr int64_t V = Vectorized<T>::size();
-  int64_t j = 0;
-  for (; j + V <= H; j += V) f(j, V);
-  if (j < H) f(j, H - j);
-}
-
-// Rows [0, n) in parallel when there is enough work to pay for the threads.
-template <typename F>
-inline void rows(int64_t n, int64_t H, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1));
-  if (n * H < 65536) {
-    f(0, n);
-  } else {
-    at::parallel_for(0, n, grain, f);
-  }
-}
-
-struct Steps {
-  std::vector<int64_t> size, offset;  // per time step t: N_t and first row
-  explicit Steps(const Tensor& batch_sizes) {
-    auto bs = batch_sizes.to(at::kLong).contiguous();
-    const int64_t* p = bs.data_ptr<int64_t>();
-    int64_t off = 0;
-    for (int64_t t = 0; t < bs.numel(); ++t) {
-      size.push_back(p[t]);
-      offset.push_back(off);
-      off += p[t];
-    }
-  }
-  int64_t T() const { return static_cast<int64_t>(size.size()); }
-};
-
-// The recurrent product of every step, C (+)= A B with B (K, n) the same for the whole loop:
-// float32 on AVX-512 over enough steps packs B once and runs grukit's kernel (gemm.h),
-// otherwise at::mm. A and C are the step's rows (row-major, unit column stride).
-class StepGemm {
- public:
-  StepGemm(const Tensor& B, int64_t steps, int slot) : B_(B) {
-#if GRUKIT_PACKED_GEMM
-    if (packs(B, steps)) {
-      packed_.K = B.size(0), packed_.n = B.size(1), packed_.width = grukit::panel_width(B.size(1));
-      packed_.data = grukit::scratch(packed_.size(), slot);
-      grukit::pack_b(B.data_ptr<float>(), B.stride(0), B.stride(1), packed_);
-    }
-#endif
-  }
-
-  // Packing costs about half a step's product; narrow outputs waste a panel's columns.
-  static bool packs(const Tensor& B, int64_t steps) {
-    return GRUKIT_PACKED_GEMM && B.scalar_type() == at::kFloat && steps >= 4 && B.size(1) >= 128;
-  }
-
-  void operator()(const Tensor& A, Tensor& C, bool accumulate) const {
-#if GRUKIT_PACKED_GEMM
-    if (packed_.data) {
-      grukit::gemm_packed(A.size(0), A.data_ptr<float>(), A.stride(0), packed_,
-                          C.data_ptr<float>(), C.stride(0), accumulate);
-      return;
-    }
-#endif
-    if (accumulate) {
-      C.addmm_(A, B_);
-    } else {
-      at::mm_out(C, A, B_);
-    }
-  }
-
- private:
-  Tensor B_;
-  grukit::Packed packed_;
-};
-
-Tensor bias_or_zeros(const c10::optional<Tensor>& b, int64_t n, const Tensor& like) {
-  return b.has_value() && b->defined() ? b->contiguous() : at::zeros({n}, like.options());
-}
-
-// Argument checks, run before any memory is touched: a wrong shape, dtype or device raises
-// RuntimeError (c10::Error) naming the function, the argument, what was expected and what
-// arrived, where it would otherwise read or write out of bounds.
-bool given(const c10::optional<Tensor>& t) { return t.has_value() && t->defined(); }
-
-void check_floating(const char* fn, const char* name, const Tensor& t) {
-  TORCH_CHECK(t.defined(), fn, ": ", name, " is undefined");
-  TORCH_CHECK(t.device().is_cpu(), fn, ": expected ", name, " on the CPU, got ", t.device());
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, fn, ": expected ",
-              name, " of dtype float32 or float64, got ", t.scalar_type());
-}
-
-// t is a CPU tensor of `like`'s dtype with exactly the given sizes.
-void check_tensor(const char* fn, const char* name, const Tensor& t, const Tensor& like,
-                  at::IntArrayRef sizes) {
-  check_floating(fn, name, t);
-  TORCH_CHECK(t.scalar_type() == like.scalar_type(), fn, ": expected ", name, " of dtype ",
-              like.scalar_type(), ", got ", t.scalar_type());
-  TORCH_CHECK(t.sizes() == sizes, fn, ": expected ", name, " of shape ", sizes, ", got ",
-              t.sizes());
-}
-
-void check_2d(const char* fn, const char* name, const Tensor& t) {
-  check_floating(fn, name, t);
-  TORCH_CHECK(t.dim() == 2, fn, ": expected ", name, " with 2 dimensions, got shape ", t.sizes());
-}
-
-// batch_sizes (T,): integers on the CPU, N >= N_0 >= N_1 >= ... >= 0 (a PackedSequence's, or T
-// times N padded), summing to the S rows of the step tensors.
-void check_batch_sizes(const char* fn, const Tensor& batch_sizes, int64_t N, int64_t S) {
-  TORCH_CHECK(batch_sizes.defined() && batch_sizes.device().is_cpu() && batch_sizes.dim() == 1,
-              fn, ": expected batch_sizes, a 1-D CPU tensor");
-  TORCH_CHECK(!at::isFloatingType(batch_sizes.scalar_type()) &&
-                  !at::isComplexType(batch_sizes.scalar_type()) &&
-                  batch_sizes.scalar_type() != at::kBool,
-              fn, ": expected integer batch_sizes, got ", batch_sizes.scalar_type());
-  const Tensor bs = batch_sizes.to(at::kLong).contiguous();
-  const int64_t* p = bs.data_ptr<int64_t>();
-  int64_t sum = 0, previous = N;
-  for (int64_t t = 0; t < bs.numel(); ++t) {
-    TORCH_CHECK(p[t] >= 0 && p[t] <= previous, fn, ": expected batch_sizes non-increasing in [0, ",
-                N, "] (N = ", N, "), got ", p[t], " at step ", t);
-    previous = p[t];
-    sum += p[t];
-  }
-  TORCH_CHECK(sum == S, fn, ": expected batch_sizes summing to the ", S, " rows, got ", sum);
-}
 
 // Pointers below are row 0 of the step's rows; b is b_hh (3H,) (zeros without bias).
 
@@ -556,22 +407,6 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
 
 // out[i, r] = bias[r] + Σ_j a[i, j] w[r, j] for a (n, k), w (m, k) row-major, bias (m,) or
 // null. For the streaming step: small n, where a BLAS call costs more than the arithmetic.
-// Σ of v's lanes: AVX-512's reduction sequence, else a pairwise tree over the stored lanes.
-template <typename T>
-inline T hsum(const Vectorized<T>& v) {
-#if defined(CPU_CAPABILITY_AVX512)
-  if constexpr (std::is_same_v<T, float>) return _mm512_reduce_add_ps(v);
-  else return _mm512_reduce_add_pd(v);
-#else
-  constexpr int64_t W = Vectorized<T>::size();
-  T lanes[W];
-  v.store(lanes);
-  for (int64_t w = W / 2; w > 0; w /= 2) {
-    for (int64_t l = 0; l < w; ++l) lanes[l] += lanes[l + w];
-  }
-  return lanes[0];
-#endif
-}
 
 template <typename T>
 void small_matmul_nt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w,

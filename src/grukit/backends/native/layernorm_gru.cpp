@@ -15,8 +15,8 @@
 //             otherwise:   da_n' = LN'(da_n γ_n); drh = da_n' W_hn; da_r = drh hm r (1 − r);
 //                          da_rz' = LN'([da_r, da_z] γ_rz); dh = d z' + m ⊙ (drh r + da_rz' W_rz)
 //             LN'(g) = rstd (g − mean g − x̂ mean(g x̂)) per row.
-// One GEMM per step (two for reset_after = false) and vectorised row-wise work, like gru.cpp,
-// whose helpers (file-local there) are repeated here in short.
+// One GEMM per step (two for reset_after = false) and vectorised row-wise work, with
+// gru.cpp's building blocks (loops.h).
 
 #include "layernorm_gru.h"
 
@@ -24,6 +24,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include "gemm.h"
+#include "loops.h"
 
 #include <cmath>
 #include <type_traits>
@@ -33,54 +34,9 @@ namespace {
 
 using at::Tensor;
 using at::vec::Vectorized;
+using namespace grukit::loops;  // NOLINT: the shared building blocks (loops.h)
 
 constexpr double kEps = 1e-5;  // grukit.functional.LN_EPS
-
-template <typename T>
-inline Vectorized<T> keep_nan(const Vectorized<T>& result, const Vectorized<T>& a) {
-  return Vectorized<T>::blendv(result, a, a.isnan());
-}
-
-template <typename T>
-inline Vectorized<T> vsigmoid(const Vectorized<T>& a) {
-  const Vectorized<T> one(T(1));
-  return keep_nan(one / (one + a.neg().exp_u20()), a);
-}
-
-template <typename T>
-inline Vectorized<T> vtanh(const Vectorized<T>& a) {
-  const Vectorized<T> one(T(1)), two(T(2));
-  return keep_nan(two / (one + (a * Vectorized<T>(T(-2))).exp_u20()) - one, a);
-}
-
-template <typename T, typename F>
-inline void vec_cols(int64_t H, const F& f) {
-  constexpr int64_t V = Vectorized<T>::size();
-  int64_t j = 0;
-  for (; j + V <= H; j += V) f(j, V);
-  if (j < H) f(j, H - j);
-}
-
-template <typename F>
-inline void rows(int64_t n, int64_t H, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1));
-  if (n * H < 65536) {
-    f(0, n);
-  } else {
-    at::parallel_for(0, n, grain, f);
-  }
-}
-
-template <typename T>
-inline T hsum(const Vectorized<T>& v) {
-  constexpr int64_t W = Vectorized<T>::size();
-  T lanes[W];
-  v.store(lanes);
-  for (int64_t w = W / 2; w > 0; w /= 2) {
-    for (int64_t l = 0; l < w; ++l) lanes[l] += lanes[l + w];
-  }
-  return lanes[0];
-}
 
 // μ and rstd = 1 / sqrt(σ² + ε) of a row a (K), biased σ², two passes.
 template <typename T>
@@ -109,58 +65,6 @@ inline void norm_backward_row(T* g, const T* xh, int64_t K, T sg, T sgx, T rs) {
   });
 }
 
-struct Steps {
-  std::vector<int64_t> size, offset;
-  explicit Steps(const Tensor& batch_sizes) {
-    auto bs = batch_sizes.to(at::kLong).contiguous();
-    const int64_t* p = bs.data_ptr<int64_t>();
-    int64_t off = 0;
-    for (int64_t t = 0; t < bs.numel(); ++t) {
-      size.push_back(p[t]);
-      offset.push_back(off);
-      off += p[t];
-    }
-  }
-  int64_t T() const { return static_cast<int64_t>(size.size()); }
-};
-
-// C (+)= A B per step with B fixed for the loop: packed once (float32, AVX-512), else at::mm.
-class StepGemm {
- public:
-  StepGemm(const Tensor& B, int64_t steps, int slot) : B_(B) {
-#if GRUKIT_PACKED_GEMM
-    if (packs(B, steps)) {
-      packed_.K = B.size(0), packed_.n = B.size(1), packed_.width = grukit::panel_width(B.size(1));
-      packed_.data = grukit::scratch(packed_.size(), slot);
-      grukit::pack_b(B.data_ptr<float>(), B.stride(0), B.stride(1), packed_);
-    }
-#endif
-  }
-  static bool packs(const Tensor& B, int64_t steps) {
-    return GRUKIT_PACKED_GEMM && B.scalar_type() == at::kFloat && steps >= 4 && B.size(1) >= 128;
-  }
-  void operator()(const Tensor& A, Tensor& C, bool accumulate) const {
-#if GRUKIT_PACKED_GEMM
-    if (packed_.data) {
-      grukit::gemm_packed(A.size(0), A.data_ptr<float>(), A.stride(0), packed_,
-                          C.data_ptr<float>(), C.stride(0), accumulate);
-      return;
-    }
-#endif
-    if (accumulate) {
-      C.addmm_(A, B_);
-    } else {
-      at::mm_out(C, A, B_);
-    }
-  }
-
- private:
-  Tensor B_;
-  grukit::Packed packed_;
-};
-
-bool given(const c10::optional<Tensor>& t) { return t.has_value() && t->defined(); }
-
 // t: a CPU tensor of like's dtype (float32/float64) with exactly these sizes.
 void check(const char* fn, const char* name, const Tensor& t, const Tensor& like,
            at::IntArrayRef sizes) {
@@ -171,26 +75,6 @@ void check(const char* fn, const char* name, const Tensor& t, const Tensor& like
               like.scalar_type(), ", got ", t.scalar_type());
   TORCH_CHECK(t.sizes() == sizes, fn, ": expected ", name, " of shape ", sizes, ", got ",
               t.sizes());
-}
-
-void check_2d(const char* fn, const char* name, const Tensor& t) {
-  TORCH_CHECK(t.defined() && t.dim() == 2, fn, ": expected ", name, " with 2 dimensions");
-}
-
-void check_batch_sizes(const char* fn, const Tensor& batch_sizes, int64_t N, int64_t S) {
-  TORCH_CHECK(batch_sizes.defined() && batch_sizes.device().is_cpu() && batch_sizes.dim() == 1 &&
-                  !at::isFloatingType(batch_sizes.scalar_type()),
-              fn, ": expected batch_sizes, a 1-D integer CPU tensor");
-  const Tensor bs = batch_sizes.to(at::kLong).contiguous();
-  const int64_t* p = bs.data_ptr<int64_t>();
-  int64_t sum = 0, previous = N;
-  for (int64_t t = 0; t < bs.numel(); ++t) {
-    TORCH_CHECK(p[t] >= 0 && p[t] <= previous, fn, ": expected batch_sizes non-increasing in [0, ",
-                N, "], got ", p[t], " at step ", t);
-    previous = p[t];
-    sum += p[t];
-  }
-  TORCH_CHECK(sum == S, fn, ": expected batch_sizes summing to the ", S, " rows, got ", sum);
 }
 
 Tensor contiguous_or_empty(const c10::optional<Tensor>& t) {
