@@ -106,7 +106,7 @@ def test_kernel_refusal_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kw: object) -> torch.Tensor:
         raise RuntimeError("grukit native gru_cell: expected ...")
 
-    monkeypatch.setattr(layers.native, "gru_layer_step", refuse)
+    monkeypatch.setattr(layers.native, "gru_cell", refuse)
     gru = grukit.GRU(5, 7)
     x = torch.randn(1, 2, 5)
     with torch.no_grad():

@@ -30,7 +30,6 @@ __all__ = [
     "available",
     "extension",
     "gru_cell",
-    "gru_layer_step",
     "name",
     "NativeLoops",
     "run",
@@ -57,11 +56,6 @@ class Extension(Protocol):
         self, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
         b_hh: Tensor | None, reset_after: bool, /,
     ) -> Tensor: ...  # fmt: skip
-
-    def gru_layer_step(
-        self, x: Tensor, h0: Tensor, weights: list[Tensor], num_layers: int,
-        bidirectional: bool, has_bias: bool, batch_first: bool, reset_after: bool, /,
-    ) -> list[Tensor]: ...  # fmt: skip  # [output, h_n]
 
 
 def extension() -> Extension:
@@ -153,24 +147,3 @@ def gru_cell(
     Same function as ``grukit.functional.gru_cell``; the caller validates shapes.
     """
     return extension().gru_cell(x, h, w_ih, w_hh, b_ih, b_hh, reset_after)
-
-
-def gru_layer_step(
-    x: Tensor,
-    h0: Tensor,
-    weights: list[Tensor],
-    *,
-    num_layers: int,
-    bidirectional: bool,
-    bias: bool,
-    batch_first: bool,
-    reset_after: bool,
-) -> tuple[Tensor, Tensor]:
-    """One time step of a stacked GRU layer in one C++ call, no autograd: x (1, N, I) (or
-    (N, 1, I) batch_first), h0 (L·D, N, H), the weights per layer and direction in order
-    (w_ih, w_hh[, b_ih, b_hh]) → output (1, N, D·H) (or (N, 1, D·H)), h_n (L·D, N, H).
-    The kernel checks shapes, dtypes and devices (RuntimeError)."""
-    out, h_n = extension().gru_layer_step(
-        x, h0, weights, num_layers, bidirectional, bias, batch_first, reset_after
-    )
-    return out, h_n

@@ -505,39 +505,6 @@ Tensor gru_cell(const Tensor& x_, const Tensor& h_, const Tensor& w_ih_, const T
   return out;
 }
 
-// A stacked (and bidirectional) GRU layer call of one time step, no autograd: what
-// grukit.GRU(x_t, h) costs in a generation loop, all of it here rather than in Python.
-// x (1, N, I), or (N, 1, I) with batch_first; h0 (L·D, N, H); weights per layer and direction
-// in order (w_ih, w_hh[, b_ih, b_hh]) → {output (1, N, D·H) or (N, 1, D·H), h_n (L·D, N, H)}.
-std::vector<Tensor> gru_layer_step(const Tensor& x, const Tensor& h0,
-                                   const std::vector<Tensor>& weights, int64_t num_layers,
-                                   bool bidirectional, bool has_bias, bool batch_first,
-                                   bool reset_after) {
-  const char* fn = "grukit native gru_layer_step";
-  TORCH_CHECK(x.dim() == 3 && x.size(batch_first ? 1 : 0) == 1, fn,
-              ": expected x of one time step, got shape ", x.sizes());
-  const int64_t D = bidirectional ? 2 : 1, per = has_bias ? 4 : 2;
-  TORCH_CHECK(static_cast<int64_t>(weights.size()) == num_layers * D * per, fn, ": expected ",
-              num_layers * D * per, " weights, got ", weights.size());
-  const int64_t N = x.size(batch_first ? 0 : 1);
-  TORCH_CHECK(h0.dim() == 3 && h0.size(0) == num_layers * D && h0.size(1) == N, fn,
-              ": expected h0 (", num_layers * D, ", ", N, ", H), got ", h0.sizes());
-  Tensor layer_in = x.reshape({N, x.size(2)});  // (N, I)
-  std::vector<Tensor> finals;
-  for (int64_t layer = 0; layer < num_layers; ++layer) {
-    std::vector<Tensor> outs;
-    for (int64_t d = 0; d < D; ++d) {
-      const int64_t k = layer * D + d;
-      const Tensor* w = &weights[k * per];
-      c10::optional<Tensor> b_ih, b_hh;
-      if (has_bias) b_ih = w[2], b_hh = w[3];
-      outs.push_back(gru_cell(layer_in, h0.select(0, k), w[0], w[1], b_ih, b_hh, reset_after));
-    }
-    finals.insert(finals.end(), outs.begin(), outs.end());
-    layer_in = D == 1 ? outs[0] : at::cat(outs, 1);  // (N, D·H)
-  }
-  return {layer_in.unsqueeze(batch_first ? 1 : 0), at::stack(finals)};
-}
 #include "layernorm_gru.h"  // the LayerNormGRU loops (layernorm_gru.cpp), bound below
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -553,7 +520,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("w_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::arg("reset_after"),
         py::arg("h_mask") = py::none(), py::arg("keep") = py::none());
   m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
-  m.def("gru_layer_step", &gru_layer_step, "one time step of a stacked GRU layer, no autograd");
   m.def("cpu_capability", [] {
 #if defined(CPU_CAPABILITY_AVX512)
     return std::string("AVX512");
