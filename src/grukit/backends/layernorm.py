@@ -86,17 +86,6 @@ def forward_rows(
     return out, h_n, gates, xhat_i, rstd_i, xhat_h, rstd_h
 
 
-def mask_rows(h_mask: Tensor, batch_sizes: Tensor, S: int) -> Tensor:
-    """The recurrent dropout mask of every row: h_mask (N, H) → (S, H), row (t, b) reads
-    h_mask[b] (packed data is sorted, so a step's rows are sequences 0..N_t − 1)."""
-    bs = batch_sizes.to(torch.int64)  # (T,)
-    if S == bs.numel() * h_mask.shape[0]:  # padded: every step runs all N rows
-        return h_mask.repeat(bs.numel(), 1)  # (S, H)
-    offsets = torch.cumsum(bs, 0) - bs  # (T,)
-    b = torch.arange(S) - offsets.repeat_interleave(bs)  # (S,) batch index of each row
-    return h_mask.index_select(0, b.to(h_mask.device))  # (S, H)
-
-
 #: (x, h0, w, h_mask, keep, out, gates, xhat_i, rstd_i, xhat_h, rstd_h)
 Saved = tuple[Any, ...]
 
@@ -148,7 +137,7 @@ def backward_rows(
     if needs[3] or needs[5] or needs[7]:
         dgh = torch.cat((dgi[:, : 2 * H], dghn), 1) if reset_after else dgi  # (S, 3H)
         if needs[3]:
-            hm = hprev if h_mask is None else hprev * mask_rows(h_mask, batch_sizes, S)
+            hm = hprev if h_mask is None else fused.masked_rows(hprev, h_mask, batch_sizes)
             if reset_after:
                 dw_hh = da.t() @ hm  # (3H, H)
             else:  # W_hn multiplies r ⊙ hm
