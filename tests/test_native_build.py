@@ -5,6 +5,7 @@ into a failed test run (without it, the native tests skip, naming why)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,10 +87,84 @@ def test_the_loaded_kernel_lives_under_its_key(native_kernel: ModuleType) -> Non
 
 
 def test_the_kernel_is_built_for_the_cpu_s_capability(native_kernel: ModuleType) -> None:
-    """gru.cpp's at::vec width is what /proc/cpuinfo offers: AVX-512, else AVX2 + FMA."""
+    """gru.cpp's at::vec width is what /proc/cpuinfo offers: AVX-512, else AVX2 + FMA
+    (unless GRUKIT_ISA forces another)."""
     cpu = build.cpu_flags()
     want = "AVX512" if build.AVX512 <= cpu else "AVX2" if {"avx2", "fma"} <= cpu else "DEFAULT"
+    if os.environ.get("GRUKIT_ISA", "auto").strip().lower() not in ("", "auto"):
+        want = {"avx512": "AVX512", "avx2": "AVX2", "generic": "DEFAULT"}[build.isa()]
     assert native_kernel.cpu_capability() == want
+
+
+@pytest.mark.parametrize(
+    ("cpu", "asked", "isa"),
+    [
+        (build.AVX512 | {"avx2"}, "", "avx512"),
+        (build.AVX512 | {"avx2"}, "auto", "avx512"),
+        (build.AVX512 | {"avx2"}, "AVX2", "avx2"),
+        (build.AVX512 | {"avx2"}, "generic", "generic"),
+        ({"avx2", "fma"}, "", "avx2"),
+        ({"avx2", "fma"}, "generic", "generic"),
+        ({"neon", "asimd"}, "", "generic"),
+        (set(), " Generic ", "generic"),
+    ],
+)
+def test_grukit_isa_forces_the_build(
+    monkeypatch: pytest.MonkeyPatch, cpu: set[str], asked: str, isa: str
+) -> None:
+    """GRUKIT_ISA picks the build's instruction set (case and spaces aside); each its own
+    build key, and only the chosen set's macros and flags in the compile flags."""
+    monkeypatch.setattr(build, "cpu_flags", lambda: set(cpu))
+    monkeypatch.setenv("GRUKIT_ISA", asked)
+    assert build.isa() == isa
+    flags = build.compile_flags()
+    macro = {"avx512": "-DCPU_CAPABILITY_AVX512", "avx2": "-DCPU_CAPABILITY_AVX2"}.get(isa)
+    assert [f for f in flags if f.startswith("-DCPU_CAPABILITY_")] == ([macro] if macro else [])
+    assert ("-mavx2" in flags) == (isa != "generic")
+    assert ("-mavx512f" in flags) == (isa == "avx512")
+
+
+@pytest.mark.parametrize(
+    ("cpu", "asked", "message"),
+    [
+        ({"avx2", "fma"}, "avx512", "avx512 needs the CPU flags"),
+        (set(), "avx2", "this CPU lacks ['avx2', 'fma'] (its best is generic)"),
+        ({"avx2", "fma"}, "sse2", "one of ['avx512', 'avx2', 'generic', 'auto'], got 'sse2'"),
+    ],
+)  # fmt: skip
+def test_grukit_isa_refuses_what_the_cpu_lacks(
+    monkeypatch: pytest.MonkeyPatch, cpu: set[str], asked: str, message: str
+) -> None:
+    """An ISA the CPU lacks (the kernel would die on its first instruction) or an unknown
+    name: ValueError naming it; load() turns that into the unavailable-kernel warning."""
+    monkeypatch.setattr(build, "cpu_flags", lambda: set(cpu))
+    monkeypatch.setenv("GRUKIT_ISA", asked)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build.compile_flags()
+    monkeypatch.setattr(build, "_module", None)
+    monkeypatch.setattr(build, "_failure", None)
+    monkeypatch.setattr(build, "_failure_log", None)
+    with pytest.warns(RuntimeWarning, match=re.escape(message)):
+        assert build.load() is None
+    assert message in (build.failure() or "")
+
+
+def test_the_generic_build_matches_the_reference(tmp_path: Path) -> None:
+    """The portable build (GRUKIT_ISA=generic: at::vec without a CPU capability, NEON's
+    code path on ARM64, scalar here) compiles and passes the native kernel's exactness
+    tests against the reference backend (float64, outputs and gradients, 1e-10; float32
+    against nn.GRU), in a fresh process with its own cache."""
+    env = {**os.environ, "GRUKIT_ISA": "generic", "GRUKIT_CACHE": str(tmp_path)}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env["GRUKIT_REQUIRE_NATIVE"] = "1"
+    tests = [
+        "tests/test_native_build.py::test_the_kernel_is_built_for_the_cpu_s_capability",
+        "tests/test_backend_native.py",
+    ]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "passed" in out.stdout and "skipped" not in out.stdout, out.stdout[-2000:]
 
 
 def run_pytest(tmp_path: Path, *, require: bool) -> subprocess.CompletedProcess[str]:

@@ -138,6 +138,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"Threads: {meta['threads']} · torch {meta['torch']} · onnxruntime "
         f"{meta['onnxruntime'] or 'n/a'} · median of {meta['repeats']} interleaved blocks · "
         f"{meta['ort_threads']}"
+        + (f" · native kernel {meta['native_isa']}" if meta.get("native_isa") else "")
         + (f" · 1-min load average {load[0]} → {load[1]}" if load else "")
         + (f" · other processes' CPU share {share:.0%}" if share is not None else ""),
         "",

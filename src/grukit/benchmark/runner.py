@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .._extras import require
+from ..backends.native import build as native_build
 from .ort import SPINNING_NOTE, ort_version
 from .peers import Contender, GridPoint, build_contenders
 from .report import Measurement, check_targets, summarize
@@ -131,6 +132,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
         "processor": _cpu_model(),
         "backends": backends,
+        "native_isa": _native_isa(),
         "repeats": cfg.timing.repeats,
         "loadavg_1min_start_end": [load_start, load_end],
         "other_processes_cpu_share": other_share,
@@ -146,6 +148,15 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "parameters and inputs excluded (grukit.benchmark.memory)",
     }
     return {"meta": meta, "points": points, "targets": check_targets(points), "notes": notes}
+
+
+def _native_isa() -> str:
+    """What the native kernel was built for ("AVX512", "AVX2", "DEFAULT": GRUKIT_ISA or the
+    CPU's best), or why there is none."""
+    kernel = native_build.load()
+    if kernel is None:
+        return f"none ({native_build.failure()})"
+    return str(kernel.cpu_capability())
 
 
 def _cpu_model() -> str:

@@ -11,7 +11,12 @@ INFO on the ``grukit.native`` logger. Without a C++ compiler, or if the build fa
 
 Vectorisation: ``at::vec::Vectorized`` uses AVX-512 or AVX2 only when the build defines
 the CPU capability, so the flags are chosen from ``/proc/cpuinfo``: AVX-512 (avx512f, bw,
-dq, vl), else AVX2 (avx2 and fma), else a plain ``-O3`` build.
+dq, vl), else AVX2 (avx2 and fma), else a plain ``-O3`` build ("generic": at::vec's
+portable code, which is NEON on an ARM64 CPU and scalar loops elsewhere).
+``GRUKIT_ISA`` in the environment forces one of them (``avx512``, ``avx2``, ``generic``;
+``auto`` or unset: the CPU's best), each its own build, so one machine measures the
+kernel other CPUs get; one the CPU lacks is refused (the kernel would die on its first
+instruction), as an unavailable kernel: warned, and "auto" uses "fused".
 
 Sanitizers: with ``GRUKIT_SANITIZE=1`` in the environment the kernel is built with
 ``-fsanitize=address,undefined`` (``-O1 -g``, its own build directory, as the flags are part
@@ -58,6 +63,36 @@ def cpu_flags() -> set[str]:
 
 
 AVX512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "fma"}
+AVX2 = {"avx2", "fma"}
+#: GRUKIT_ISA's values: the instruction sets the kernel can be built for, best first.
+ISAS = ("avx512", "avx2", "generic")
+_NEEDS = {"avx512": AVX512, "avx2": AVX2, "generic": set()}
+
+
+def best_isa(cpu: set[str]) -> str:
+    """The widest of ``ISAS`` a CPU with feature flags ``cpu`` runs."""
+    return next(isa for isa in ISAS if _NEEDS[isa] <= cpu)
+
+
+def isa() -> str:
+    """The instruction set the kernel is built for: $GRUKIT_ISA when set (and not "auto"),
+    else the CPU's best. Raises ValueError for a value not in ``ISAS`` + ("auto",), or an
+    ISA this CPU lacks."""
+    cpu = cpu_flags()
+    asked = os.environ.get("GRUKIT_ISA", "").strip().lower()
+    if asked in ("", "auto"):
+        return best_isa(cpu)
+    if asked not in ISAS:
+        raise ValueError(
+            f"GRUKIT_ISA: expected one of {[*ISAS, 'auto']}, got {os.environ['GRUKIT_ISA']!r}"
+        )
+    missing = sorted(_NEEDS[asked] - cpu)
+    if missing:
+        raise ValueError(
+            f"GRUKIT_ISA: {asked} needs the CPU flags {sorted(_NEEDS[asked])}; "
+            f"this CPU lacks {missing} (its best is {best_isa(cpu)})"
+        )
+    return asked
 
 
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
@@ -69,17 +104,18 @@ def sanitize() -> bool:
 
 
 def compile_flags() -> list[str]:
-    """-O3, plus AVX-512 (else AVX2 + FMA) and the at::vec capability macros if the CPU has
-    them; with ``sanitize()``, -O1 and the sanitizer flags instead of -O3."""
+    """-O3, plus the at::vec capability macros and instruction flags of ``isa()`` (AVX-512,
+    else AVX2 + FMA, else none: "generic"); with ``sanitize()``, -O1 and the sanitizer flags
+    instead of -O3. Raises ValueError as ``isa()`` does."""
     flags = ["-O1", *SANITIZE_FLAGS] if sanitize() else ["-O3"]
     flags.append("-fopenmp")  # at::parallel_for is OpenMP inlined into the extension
-    cpu = cpu_flags()
-    if AVX512 <= cpu:
+    target = isa()
+    if target == "avx512":
         flags += ["-DCPU_CAPABILITY_AVX512", "-DCPU_CAPABILITY=AVX512", "-mavx512f", "-mavx512bw"]
         flags += ["-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mf16c"]
-    elif {"avx2", "fma"} <= cpu:
+    elif target == "avx2":
         flags += ["-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2", "-mavx2", "-mfma"]
-        if "f16c" in cpu:
+        if "f16c" in cpu_flags():
             flags.append("-mf16c")
     return flags
 
@@ -174,9 +210,13 @@ def load() -> ModuleType | None:
         if compiler() is None:
             _fail(f"no C++ compiler found: {os.environ.get('CXX', 'c++')!r} is not on PATH")
             return None
+        try:
+            flags = compile_flags()
+        except ValueError as err:  # GRUKIT_ISA asks for what this CPU cannot run
+            _fail(str(err))
+            return None
         from torch.utils import cpp_extension
 
-        flags = compile_flags()
         key = build_key(build_inputs(flags))
         name = f"grukit_native_{key}"
         build = cache_dir() / key
