@@ -56,9 +56,10 @@ def test_native_matches_torch_gru_float32() -> None:
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_packed_step_products_float32_match_float64_reference(reset_after: bool) -> None:
     """float32 over enough steps and width runs the per-step products on the packed kernel
-    (gemm.h, where the build has AVX-512): H = 130 leaves a partial panel of columns (3H =
-    390, H = 130 are not multiples of 48), N = 11 a partial block of rows (8 + 3), and
-    packed lengths change the rows from step to step. Outputs and every gradient equal the
+    (gemm.h, where the build has AVX-512 or AVX2): H = 130 leaves a partial panel of
+    columns (3H = 390 and H = 130 are multiples of none of the panel widths 48, 32, 24, 16),
+    N = 11 a partial block of rows (AVX-512 8 + 3; AVX2 4 + 4 + 3, 6 + 5), and packed
+    lengths change the rows from step to step. Outputs and every gradient equal the
     float64 reference within float32 rounding (1e-4 relative, 1e-5 absolute)."""
     torch.manual_seed(5)
     I, H, N, T = 6, 130, 11, 9
@@ -80,7 +81,8 @@ def test_packed_step_products_float32_match_float64_reference(reset_after: bool)
         results.append([out.data, h_n, *grads])
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5)
-    assert isinstance(build.load().packed_gemm(), bool)
+    kernel = build.load()
+    assert kernel.packed_gemm() == (kernel.cpu_capability() in ("AVX512", "AVX2"))
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

@@ -4,12 +4,14 @@
 // same weight matrix (B: W_hhᵀ (H, 3H) forward, W_hh (3H, H) backward) at every time step.
 // A BLAS call re-packs B on each call (measured here: 12-16% of MKL's time for the d2l
 // step, 32 × 256 × 768); packing B once per sequence and running a register-blocked kernel
-// over it removes that cost. float32 with AVX-512 only; the callers use at::mm otherwise.
+// over it removes that cost. float32 with AVX-512 or AVX2 + FMA; the callers use at::mm
+// otherwise (the generic build: other CPUs, ARM's NEON included, keep BLAS's own kernels).
 //
-// Packed B: panels of NR = 48 or 32 columns (whichever leaves fewer padded columns: 48 for
-// 3H = 768, 32 for H = 256); panel p is K rows of NR floats (zero past the last column),
-// 64-byte aligned. Kernel: MR rows × NR columns of C in 24 zmm accumulators (8 × 48 or
-// 12 × 32), one broadcast of A and NR/16 loads of B per k; the sum over k runs in order.
+// Packed B: panels of NR = 3 or 2 vectors of columns (AVX-512: 48 or 32; AVX2: 24 or 16;
+// whichever leaves fewer padded columns), panel p is K rows of NR floats (zero past the last
+// column), 64-byte aligned. Kernel: MR rows × NR columns of C in the accumulator registers
+// (AVX-512: 24 zmm, 8 × 48 or 12 × 32; AVX2: 12 of its 16 ymm, 4 × 24 or 6 × 16), one
+// broadcast of A and NR / lanes loads of B per k; the sum over k runs in order.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -19,7 +21,7 @@
 #include <cstdint>
 #include <vector>
 
-#if defined(CPU_CAPABILITY_AVX512)
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 #include <immintrin.h>
 #define GRUKIT_PACKED_GEMM 1
 #else
@@ -36,10 +38,18 @@ struct Packed {
   int64_t size() const { return panels() * K * width; }
 };
 
-// The panel width with the fewer padded columns (48 on a tie: more work per load of A).
+// Floats per vector register of the build (the panels are 2 or 3 of them wide).
+#if defined(CPU_CAPABILITY_AVX512)
+constexpr int64_t kLanes = 16;
+#else
+constexpr int64_t kLanes = 8;
+#endif
+
+// The panel width with the fewer padded columns (3 vectors on a tie: more work per load of A).
 inline int64_t panel_width(int64_t n) {
-  const int64_t pad48 = (48 - n % 48) % 48, pad32 = (32 - n % 32) % 32;
-  return pad32 < pad48 ? 32 : 48;
+  const int64_t wide = 3 * kLanes, narrow = 2 * kLanes;
+  const int64_t pad_wide = (wide - n % wide) % wide, pad_narrow = (narrow - n % narrow) % narrow;
+  return pad_narrow < pad_wide ? narrow : wide;
 }
 
 // B (K, n) with B(k, j) = src[k * sk + j * sj] → dst (size() floats, 64-byte aligned).
@@ -76,50 +86,80 @@ inline float* scratch(int64_t floats, int slot) {
 
 #if GRUKIT_PACKED_GEMM
 
-inline __mmask16 column_mask(int64_t cols, int64_t q) {
+// The few vector operations the kernel needs, on the build's registers: `Vec` of kLanes
+// floats, `Mask` of the columns a store may touch (a partial last panel), kAccumulators the
+// registers the kernel keeps C's block in (the rest hold B's loads and A's broadcast).
+#if defined(CPU_CAPABILITY_AVX512)
+using Vec = __m512;
+using Mask = __mmask16;
+constexpr int64_t kAccumulators = 24;  // of 32 zmm
+inline Mask column_mask(int64_t cols, int64_t q) {
   const int64_t left = cols - 16 * q;
-  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+  return left >= 16 ? Mask(0xFFFF) : left <= 0 ? Mask(0) : Mask((1u << left) - 1);
 }
+inline Vec vzero() { return _mm512_setzero_ps(); }
+inline Vec vload(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned
+inline Vec vbroadcast(float a) { return _mm512_set1_ps(a); }
+inline Vec vfmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec vmaskload(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline void vmaskstore(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+#else  // AVX2 + FMA
+using Vec = __m256;
+using Mask = __m256i;  // lane j is written when its sign bit is set
+constexpr int64_t kAccumulators = 12;  // of 16 ymm
+inline Mask column_mask(int64_t cols, int64_t q) {
+  const int64_t left = std::clamp<int64_t>(cols - 8 * q, 0, 8);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(left)), lane);
+}
+inline Vec vzero() { return _mm256_setzero_ps(); }
+inline Vec vload(const float* p) { return _mm256_load_ps(p); }  // 32-byte aligned
+inline Vec vbroadcast(float a) { return _mm256_set1_ps(a); }
+inline Vec vfmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec vmaskload(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+inline void vmaskstore(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
+#endif
 
-// C[0:R, 0:cols] (+)= A[0:R, 0:K] · panel (K, 16 V).
+// C[0:R, 0:cols] (+)= A[0:R, 0:K] · panel (K, kLanes · V).
 template <int V, int R>
 inline void gemm_kernel(int64_t K, const float* A, int64_t lda, const float* panel, float* C,
                         int64_t ldc, int64_t cols, bool accumulate) {
-  __m512 acc[R][V];
-  __mmask16 mask[V];
+  Vec acc[R][V];
+  Mask mask[V];
   for (int q = 0; q < V; ++q) mask[q] = column_mask(cols, q);
   for (int i = 0; i < R; ++i) {
     for (int q = 0; q < V; ++q) {
-      acc[i][q] = accumulate ? _mm512_maskz_loadu_ps(mask[q], C + i * ldc + 16 * q)
-                             : _mm512_setzero_ps();
+      acc[i][q] = accumulate ? vmaskload(mask[q], C + i * ldc + kLanes * q) : vzero();
     }
   }
   for (int64_t k = 0; k < K; ++k) {
-    const float* b = panel + k * 16 * V;
-    __m512 bk[V];
-    for (int q = 0; q < V; ++q) bk[q] = _mm512_load_ps(b + 16 * q);
+    const float* b = panel + k * kLanes * V;
+    Vec bk[V];
+    for (int q = 0; q < V; ++q) bk[q] = vload(b + kLanes * q);
     for (int i = 0; i < R; ++i) {
-      const __m512 a = _mm512_set1_ps(A[i * lda + k]);
-      for (int q = 0; q < V; ++q) acc[i][q] = _mm512_fmadd_ps(a, bk[q], acc[i][q]);
+      const Vec a = vbroadcast(A[i * lda + k]);
+      for (int q = 0; q < V; ++q) acc[i][q] = vfmadd(a, bk[q], acc[i][q]);
     }
   }
   for (int i = 0; i < R; ++i) {
-    for (int q = 0; q < V; ++q) _mm512_mask_storeu_ps(C + i * ldc + 16 * q, mask[q], acc[i][q]);
+    for (int q = 0; q < V; ++q) vmaskstore(C + i * ldc + kLanes * q, mask[q], acc[i][q]);
   }
 }
 
-// Rows [0, M) of one panel, in blocks of MR = 24 / V rows (the last one shorter).
+// Rows [0, M) of one panel, in blocks of MR = kAccumulators / V rows (the last one shorter).
 template <int V>
 inline void gemm_panel_rows(int64_t M, int64_t K, const float* A, int64_t lda,
                             const float* panel, float* C, int64_t ldc, int64_t cols,
                             bool accumulate) {
-  constexpr int64_t MR = 24 / V;
+  constexpr int64_t MR = kAccumulators / V;
   for (int64_t i0 = 0; i0 < M; i0 += MR) {
     const float* a = A + i0 * lda;
     float* c = C + i0 * ldc;
     switch (std::min(MR, M - i0)) {
 #define GRUKIT_ROWS(r) \
-  case r: gemm_kernel<V, r>(K, a, lda, panel, c, ldc, cols, accumulate); break;
+  case r:                 \
+    if constexpr (r <= MR) gemm_kernel<V, r>(K, a, lda, panel, c, ldc, cols, accumulate); \
+    break;
       GRUKIT_ROWS(12) GRUKIT_ROWS(11) GRUKIT_ROWS(10) GRUKIT_ROWS(9) GRUKIT_ROWS(8)
       GRUKIT_ROWS(7) GRUKIT_ROWS(6) GRUKIT_ROWS(5) GRUKIT_ROWS(4) GRUKIT_ROWS(3)
       GRUKIT_ROWS(2) default: gemm_kernel<V, 1>(K, a, lda, panel, c, ldc, cols, accumulate);
@@ -138,7 +178,7 @@ inline void gemm_packed(int64_t M, const float* A, int64_t lda, const Packed& B,
     for (int64_t p = lo; p < hi; ++p) {
       const float* panel = B.data + p * K * w;
       const int64_t cols = std::min(w, B.n - p * w);
-      if (w == 32) {
+      if (w == 2 * kLanes) {
         gemm_panel_rows<2>(M, K, A, lda, panel, C + p * w, ldc, cols, accumulate);
       } else {
         gemm_panel_rows<3>(M, K, A, lda, panel, C + p * w, ldc, cols, accumulate);

@@ -79,7 +79,7 @@ struct Steps {
 };
 
 // The recurrent product of every step, C (+)= A B with B (K, n) the same for the whole loop:
-// float32 on AVX-512 over enough steps packs B once and runs grukit's kernel (gemm.h),
+// float32 on AVX-512 or AVX2 over enough steps packs B once and runs grukit's kernel (gemm.h),
 // otherwise at::mm. A and C are the step's rows (row-major, unit column stride).
 class StepGemm {
  public:
