@@ -1,10 +1,11 @@
 """MinGRU: the minimal GRU of Feng et al. 2024 ("Were RNNs All We Needed?",
 arXiv:2410.01201), with its time loop run sequentially or as one parallel scan.
 
-The cell is ``grukit.functional.mingru_cell``; the parallel scan is
-``grukit.functional.mingru_scan`` (Heinsen 2023, arXiv:2311.06281). Neither gate reads the
-state, so the recurrence is linear in h and all T steps can be computed at once: one GEMM
-for every step's input projections, then the scan, with no Python loop over time.
+The cell is ``grukit.functional.mingru_cell``. Neither gate reads the state, so the
+recurrence is linear in h, h_t = a_t ⊙ h_{t−1} + b_t: one GEMM makes every step's gates,
+and what remains is element-wise — on the CPU one C++ pass over time
+(``grukit.backends.mingru_ops``), elsewhere the chunked log-space parallel scan
+``grukit.functional.mingru_scan`` (Heinsen 2023, arXiv:2311.06281).
 
 Shapes: T time, N batch, I input size, H hidden size, L layers.
     input   (T, N, I), or (N, T, I) with batch_first, or unbatched (T, I), or a
@@ -25,6 +26,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .. import _checks as check
 from .. import functional as F
+from ..backends import mingru_ops
 from ..onehot import OneHot
 
 __all__ = ["MinGRU", "MODES"]
@@ -52,13 +54,17 @@ class MinGRU(nn.Module):
     of every layer but the last, as ``torch.nn.GRU``.
 
     ``mode`` (keyword-only): ``"parallel"`` (default, the fast path) computes every step's
-    projections with one GEMM and the recurrence with ``grukit.functional.mingru_scan``,
-    the log-space scan, in float64 inside (see its docstring for why); ``"sequential"``
-    runs ``mingru_cell`` step by step, the readable oracle. Both compute the same function.
-    Under ``torch.export`` (and so ONNX export) the parallel mode runs the linear
-    recurrence h_t = a_t ⊙ h_{t−1} + b_t as a ``scan`` over time, which ONNX writes as its
-    ``Scan`` operator: ONNX has no log-cumulative-sum-exp, and its exp/cumsum
-    decompositions under- or overflow on long sequences.
+    projections with one GEMM, then the linear recurrence h_t = a_t ⊙ h_{t−1} + b_t without
+    a per-step GEMM: on the CPU (float32/float64, native kernel built) as the operator
+    ``grukit::mingru_scan``, one vectorised C++ loop over time, parallel over the batch,
+    with a hand-written backward (the reverse recurrence, ``grukit.backends.mingru_ops``);
+    elsewhere as ``grukit.functional.mingru_scan``, a log-space scan parallel in time
+    within chunks (float64 inside; see its docstring). ``"sequential"`` runs
+    ``mingru_cell`` step by step, a GEMM per step: the readable oracle. Both compute the
+    same function. Under ``torch.export`` (and so ONNX export) the parallel mode runs the
+    recurrence as a ``scan`` over time, which ONNX writes as its ``Scan`` operator: ONNX
+    has no log-cumulative-sum-exp, and its exp/cumsum decompositions under- or overflow on
+    long sequences.
 
     ``step(x_t, h)`` advances one step, for generation. Returns ``(output, h_n)``.
     """
@@ -254,6 +260,8 @@ class MinGRU(nn.Module):
                 f"{_OWNER}: the TorchScript ONNX exporter cannot write the parallel scan; "
                 "use grukit.export_onnx or torch.onnx.export(..., dynamo=True)"
             )
+        if mingru_ops.runs(gi, h0):
+            return torch.ops.grukit.mingru_scan(gi, h0)  # type: ignore[no-any-return]
         return F.mingru_scan(gi, h0)
 
     def _initial_state(self, hx: object, batch: int, unbatched: bool, x: Tensor) -> Tensor:

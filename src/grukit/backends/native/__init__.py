@@ -57,6 +57,12 @@ class Extension(Protocol):
         b_hh: Tensor | None, reset_after: bool, /,
     ) -> Tensor: ...  # fmt: skip
 
+    def mingru_forward(self, gi: Tensor, h0: Tensor, /) -> Tensor: ...  # out (mingru.cpp)
+
+    def mingru_backward(
+        self, dout: Tensor, gi: Tensor, h0: Tensor, out: Tensor, /
+    ) -> list[Tensor]: ...  # [dgi, dh0]
+
 
 def extension() -> Extension:
     """The compiled kernel; RuntimeError if it cannot be built (``available()`` is False)."""

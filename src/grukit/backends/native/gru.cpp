@@ -506,6 +506,7 @@ Tensor gru_cell(const Tensor& x_, const Tensor& h_, const Tensor& w_ih_, const T
 }
 
 #include "layernorm_gru.h"  // the LayerNormGRU loops (layernorm_gru.cpp), bound below
+#include "mingru.h"  // MinGRU's recurrence (mingru.cpp), bound below
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("ln_gru_forward", &ln_gru_forward, "LayerNormGRU forward loop (layernorm_loops.LNLoops)");
@@ -520,6 +521,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("w_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::arg("reset_after"),
         py::arg("h_mask") = py::none(), py::arg("keep") = py::none());
   m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
+  m.def("mingru_forward", &mingru_forward, "MinGRU recurrence (grukit.backends.mingru_ops)",
+        py::arg("gi"), py::arg("h0"));
+  m.def("mingru_backward", &mingru_backward, "MinGRU reverse recurrence (mingru_ops)",
+        py::arg("dout"), py::arg("gi"), py::arg("h0"), py::arg("out"));
   m.def("cpu_capability", [] {
 #if defined(CPU_CAPABILITY_AVX512)
     return std::string("AVX512");
