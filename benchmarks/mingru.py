@@ -1,5 +1,10 @@
 """MinGRU's parallel scan against its own sequential mode and grukit.GRU (issue 18).
 
+Contenders: the parallel mode as it runs on the CPU (one input GEMM, then the recurrence
+in C++, ``grukit::mingru_scan``); the same mode with the recurrence as Heinsen's chunked
+log-space scan (``grukit.functional.mingru_scan``, what runs off the CPU: the paper's
+parallel-in-time form); the sequential mode (the step loop); grukit.GRU.
+
 One layer, float32, N = 32, H = I = 256 by default, at T = 64, 512, 4096: a training step
 (forward + backward of the sum of the outputs) and inference (no_grad), every contender
 timed in the same process, interleaved in blocks (``grukit.benchmark.timing``, DESIGN.md
@@ -20,19 +25,32 @@ from collections.abc import Callable
 import torch
 
 import grukit
+from grukit import functional as F
 from grukit.benchmark.timing import TimingConfig, median, time_interleaved
 
-CONTENDERS = ("MinGRU parallel", "MinGRU sequential", "grukit.GRU")
+CONTENDERS = ("MinGRU parallel", "MinGRU log-space scan", "MinGRU sequential", "grukit.GRU")
+
+
+class LogSpaceMinGRU(grukit.MinGRU):
+    """The parallel mode with its recurrence as ``F.mingru_scan`` on the CPU too."""
+
+    def _run_layer(
+        self, x: torch.Tensor, h0: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None
+    ) -> torch.Tensor:
+        return F.mingru_scan(torch.nn.functional.linear(x, w, b), h0)  # (T, N, H)
 
 
 def build(I: int, H: int, seed: int) -> dict[str, torch.nn.Module]:
-    """The three layers (weights drawn from one seed; their functions differ)."""
+    """The four layers (weights drawn from one seed; their functions differ)."""
     torch.manual_seed(seed)
-    return {
+    layers: dict[str, torch.nn.Module] = {
         "MinGRU parallel": grukit.MinGRU(I, H, mode="parallel"),
+        "MinGRU log-space scan": LogSpaceMinGRU(I, H),
         "MinGRU sequential": grukit.MinGRU(I, H, mode="sequential"),
         "grukit.GRU": grukit.GRU(I, H),
     }
+    layers["MinGRU log-space scan"].load_state_dict(layers["MinGRU parallel"].state_dict())
+    return layers
 
 
 def calls(
@@ -76,12 +94,12 @@ def measure(
     return results
 
 
-def crossover(results: dict[tuple[int, str], dict[str, float]], kind: str) -> str:
-    """The shortest T from which parallel beats sequential at every longer T of the grid."""
+def crossover(
+    results: dict[tuple[int, str], dict[str, float]], kind: str, fast: str = "MinGRU parallel"
+) -> str:
+    """The shortest T from which ``fast`` beats sequential at every longer T of the grid."""
     lengths = sorted({T for T, k in results if k == kind})
-    wins = [
-        results[T, kind]["MinGRU parallel"] < results[T, kind]["MinGRU sequential"] for T in lengths
-    ]
+    wins = [results[T, kind][fast] < results[T, kind]["MinGRU sequential"] for T in lengths]
     for i, T in enumerate(lengths):
         if all(wins[i:]):
             return f"T = {T}" + ("" if i == 0 else f" (between {lengths[i - 1]} and {T})")
@@ -90,20 +108,21 @@ def crossover(results: dict[tuple[int, str], dict[str, float]], kind: str) -> st
 
 def table(results: dict[tuple[int, str], dict[str, float]]) -> str:
     lines = [
-        "| T | step | parallel ms | sequential ms | grukit.GRU ms "
-        "| sequential / parallel | GRU / parallel |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| T | step | parallel ms | log-space scan ms | sequential ms | grukit.GRU ms "
+        "| sequential / parallel | GRU / parallel | sequential / log-space scan |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (T, kind), r in sorted(results.items()):
-        par, seq, gru = (r[name] for name in CONTENDERS)
+        par, scan, seq, gru = (r[name] for name in CONTENDERS)
         lines.append(
-            f"| {T} | {kind} | {par * 1e3:.2f} | {seq * 1e3:.2f} | {gru * 1e3:.2f} "
-            f"| {seq / par:.2f}× | {gru / par:.2f}× |"
+            f"| {T} | {kind} | {par * 1e3:.2f} | {scan * 1e3:.2f} | {seq * 1e3:.2f} "
+            f"| {gru * 1e3:.2f} | {seq / par:.2f}× | {gru / par:.2f}× | {seq / scan:.2f}× |"
         )
     lines.append("")
     for kind in ("train", "infer"):
         lines.append(
-            f"Crossover ({kind}): parallel faster than sequential from {crossover(results, kind)}."
+            f"Crossover ({kind}): parallel faster than sequential from {crossover(results, kind)}; "
+            f"the log-space scan from {crossover(results, kind, 'MinGRU log-space scan')}."
         )
     return "\n".join(lines)
 
