@@ -86,11 +86,19 @@ def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> Backend:
     if torch.onnx.is_in_onnx_export() or _typed_torch.is_tracing():
         # One call per layer direction that ONNX maps to its GRU / RNN / LSTM operators and
         # a jit trace replays at any length; a Python loop would be traced unrolled.
+        # A LayerNormGRU exports only through grukit.export_onnx, which decomposes its
+        # operator under torch.export into an ONNX Scan (grukit.interop.onnx_layernorm).
         if spec.noise or spec.kind not in ("gru", "rnn_tanh", "rnn_relu", "lstm"):
             what = "zoneout or recurrent dropout" if spec.noise else spec.kind
+            hint = (
+                "; grukit.export_onnx writes a LayerNormGRU in eval mode (zoneout as its "
+                "expectation) with its time loop as an ONNX Scan"
+                if spec.kind == "layernorm_gru"
+                else ""
+            )
             raise ValueError(
                 f"{owner}: ONNX export and jit.trace are not supported for {what} "
-                "(no single ONNX operator computes it)"
+                f"(no single ONNX operator computes it){hint}"
             )
         return fused if spec.kind == "gru" else torch_builtin
     if backend == "auto":
