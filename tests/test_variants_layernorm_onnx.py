@@ -1,12 +1,12 @@
-"""ONNX export of LayerNormGRU (``grukit.export_onnx``, ``grukit.interop.onnx_layernorm``):
-each layer direction an ONNX ``Scan`` whose body is LayerNormalization / Gemm / Sigmoid /
-Tanh, run in ONNX Runtime at batch sizes and lengths other than the export example, against
-the eager layer (the fast path) on the same weights — random normalisation gains — within
-1e-5 (float32). Two exports (dynamo exporter, ~10 s together on a quiet machine) cover
-num_layers, bidirectional, batch_first, reset_after both ways, biases or none, h0 given or
-zeros and eval-mode zoneout: a layer, and a CharLM with the cell (one-hot input, the model
-``grukit export onnx`` loads from an LM run). What stays unsupported raises a ValueError
-naming it."""
+"""ONNX export of LayerNormGRU (``grukit.export_onnx``): each layer direction an ONNX
+``Scan`` whose body is LayerNormalization / Gemm / Sigmoid / Tanh, run in ONNX Runtime at
+batch sizes and lengths other than the export example, against the eager layer (its fast
+path) on the same weights, with random normalisation gains, within 1e-5 (float32). Two
+exports (dynamo exporter) cover num_layers, bidirectional, batch_first, reset_after both
+ways, biases or none, h0 given or zeros and eval-mode zoneout: a layer, and a CharLM with
+the cell (one-hot input; the model ``grukit export onnx`` loads from an LM run). What stays
+unsupported (TorchScript exporter, jit.trace, training-mode noise, opset < 18) raises a
+ValueError naming it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 
 import grukit
-from grukit.interop.onnx_layernorm import layernorm_gru_as_scan
 from grukit.models.charlm import CharLM
 
 onnx = pytest.importorskip("onnx")
@@ -129,18 +128,14 @@ def test_torchscript_exporter_and_jit_trace_refuse_clearly(tmp_path: Path) -> No
     assert not list(tmp_path.iterdir())  # nothing written
 
 
-def test_decomposition_refuses_packed_input_and_training_dropout() -> None:
-    H, N = 4, 2
-    w = (torch.randn(3 * H, 3), torch.randn(3 * H, H), None, None, torch.ones(3 * H),
-         torch.ones(3 * H))  # fmt: skip
-    h0 = torch.zeros(N, H)
-    with pytest.raises(ValueError, match=r"LayerNormGRU\): packed input .* padded batch"):
-        layernorm_gru_as_scan(
-            torch.randn(3, 3), h0, *w, None, None, torch.tensor([2, 1]), False, True, False,
-            "torch",
-        )  # fmt: skip
-    with pytest.raises(ValueError, match=r"LayerNormGRU\): recurrent dropout in training"):
-        layernorm_gru_as_scan(
-            torch.randn(2, N, 3), h0, *w, torch.ones(N, H), None, None, False, True, False,
-            "torch",
-        )  # fmt: skip
+@pytest.mark.parametrize("cell", ["layernorm-gru", "mingru"])
+def test_models_export_their_cells_scan(cell: str) -> None:
+    """A CharLM's or Forecaster's cell decides the operator export_onnx expects (and so
+    the exporter): ``Scan`` for these two (the CLI's runs; a Forecaster's was checked as
+    a GRU before)."""
+    from grukit.interop.onnx import _OPERATOR, _describe
+    from grukit.models.forecaster import Forecaster
+
+    for model in (CharLM(11, 6, 1, cell=cell), Forecaster(2, 3, 6, cell=cell)):
+        kind = _describe(model, True)[1]
+        assert kind is not None and _OPERATOR[kind] == "Scan", (type(model).__name__, kind)

@@ -94,7 +94,7 @@ def run(
             raise ValueError(f"reference backend: recurrent noise is for GRUs, got {spec.kind!r}")
         h_mask, keep = noise
     if batch_sizes is None and torch.compiler.is_compiling():
-        return scan_time(step, x, state, weights, reverse, h_mask, keep)
+        return _scan(step, x, state, weights, reverse, h_mask, keep)
     if batch_sizes is None:
         inputs = list(x.unbind(0))  # T × (N, I)
         sizes = [x.shape[1]] * len(inputs)
@@ -122,7 +122,7 @@ def run(
     return out, state
 
 
-def scan_time(
+def _scan(
     step: Step,
     x: Tensor,
     state: State,
@@ -131,8 +131,7 @@ def scan_time(
     h_mask: Tensor | None = None,
     keep: Tensor | None = None,
 ) -> tuple[Tensor, State]:
-    """``run`` for padded x (T, N, I) as a ``scan`` over time: → (T, N, H), final state.
-    Also ONNX export's LayerNormGRU (``grukit.interop.onnx_layernorm``): ONNX ``Scan``."""
+    """``run`` for padded x (T, N, I) as a ``scan`` over time: → (T, N, H), final state."""
     from torch._higher_order_ops.scan import scan
 
     def body(carry: State, xs: tuple[Tensor, ...]) -> tuple[State, State]:

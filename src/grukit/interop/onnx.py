@@ -38,8 +38,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import backends
 from ..backends import torch_builtin
-from . import onnx_layernorm
 from ._common import GRU_ZRH, reorder
 
 __all__ = ["OPSET", "export_onnx", "reorder_gates", "translation_table"]
@@ -337,13 +337,28 @@ def _rnn_kernels_as_onnx() -> Iterator[dict[Any, Callable[..., Any]]]:
             op._dispatch_cache.clear()
 
 
+@contextlib.contextmanager
+def _layernorm_gru_as_scan() -> Iterator[None]:
+    """While active, a LayerNormGRU runs the reference loop (``backends.scan_for_onnx``),
+    which ``torch.export`` traces as torch's ``scan`` of ``functional.layernorm_gru_cell``
+    and the dynamo exporter writes as one ONNX ``Scan`` per layer direction (dynamic T and
+    N; body Gemm, LayerNormalization, Sigmoid, Tanh). No ONNX operator computes the cell,
+    and its fast path, the operator ``grukit::layernorm_gru``, has no translation.
+    ``export_onnx`` exports in eval mode, so zoneout is its expectation, a scanned input."""
+    backends.scan_for_onnx = True
+    try:
+        yield
+    finally:
+        backends.scan_for_onnx = False
+
+
 # --- export_onnx ------------------------------------------------------------------------------
 
 #: The ONNX operator each kind of recurrent module must export to. MinGRU's time loop is a
 #: ``Scan`` of h_t = a_t ⊙ h_{t−1} + b_t (``grukit.variants.mingru``): ONNX has no
 #: log-cumulative-sum-exp, and the exp/cumsum forms of one (torch's translation subtracts
 #: the global maximum) underflow on long sequences, as tests/test_variants_mingru.py shows.
-#: LayerNormGRU's is a ``Scan`` of its cell (``grukit.interop.onnx_layernorm``).
+#: LayerNormGRU's is a ``Scan`` of its cell (``_layernorm_gru_as_scan``).
 _OPERATOR = {
     "gru": "GRU",
     "rnn_tanh": "RNN",
@@ -499,9 +514,9 @@ def export_onnx(
     dynamo: torch's dynamo exporter (``torch.export``) instead of the TorchScript one.
     A MinGRU or LayerNormGRU (also as a CharLM's or Forecaster's cell) always goes through
     the dynamo exporter: its time loop is an ONNX ``Scan``, which only that exporter writes
-    (so it needs opset >= 18). A LayerNormGRU's scan body is its cell
-    (``grukit.interop.onnx_layernorm``): LayerNormalization, Gemm, Sigmoid, Tanh; zoneout
-    exports as its evaluation-mode expectation.
+    (so it needs opset >= 18). A LayerNormGRU's scan body is its cell:
+    LayerNormalization, Gemm, Sigmoid, Tanh; zoneout exports as its evaluation-mode
+    expectation.
 
     Inputs and outputs are named: layer ``input, h0[, c0] → output, h_n[, c_n]``; cell
     ``input, hx[, cx] → h[, c]``; CharLM ``tokens, h0[, c0] → logits, h_n[, c_n]``;
@@ -581,12 +596,13 @@ def _export_dynamo(
     names = ("x", "h0", "c0")
     dim = torch.export.Dim.DYNAMIC
     shapes = {names[i]: {a: dim for a in axes} for i, (_, axes) in enumerate(inputs)}
-    with _rnn_kernels_as_onnx() as kernels:
+    with _rnn_kernels_as_onnx() as kernels, _layernorm_gru_as_scan():
         program = torch.export.export(wrapper, args, dynamic_shapes=shapes, strict=False)
         # torch's ONNX registry would translate aten::lstm itself (fixed length): decompose
-        # the kernels into ONNX RNN / LSTM nodes first, and LayerNormGRU's operator into the
-        # scan of its cell (an ONNX Scan)
-        program = program.run_decompositions({**kernels, **onnx_layernorm.decompositions()})
+        # the kernels into ONNX RNN / LSTM nodes first (where there are any: each pass
+        # retraces the graph, scans included)
+        if any(node.target in kernels for node in program.graph.nodes):
+            program = program.run_decompositions(kernels)
         torch.onnx.export(
             program,
             args,
