@@ -3,13 +3,14 @@
 batch sizes and lengths other than the export example, against the eager layer (its fast
 path) on the same weights, with random normalisation gains, within 1e-5 (float32). Two
 exports (dynamo exporter) cover num_layers, bidirectional, batch_first, reset_after both
-ways, biases or none, h0 given or zeros and eval-mode zoneout: a layer, and a CharLM with
-the cell (one-hot input; the model ``grukit export onnx`` loads from an LM run). What stays
+ways, biases or none, h0 given or zeros and eval-mode zoneout: a layer, and an LM run with
+the cell through ``grukit export onnx`` (a CharLM, one-hot input). What stays
 unsupported (TorchScript exporter, jit.trace, training-mode noise, opset < 18) raises a
 ValueError naming it."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor
 
 import grukit
+from grukit import cli
 from grukit.models.charlm import CharLM
 
 onnx = pytest.importorskip("onnx")
@@ -28,7 +30,7 @@ pytest.importorskip("onnxscript")
 
 TOL = 1e-5  # absolute, float32; outputs are states in (−1, 1)
 N0, T0 = 3, 4  # export example
-RUNS = ((2, 7), (5, 1))  # (N, T) run in ONNX Runtime
+RUNS = ((4, 7), (5, 1))  # (N, T) run in ONNX Runtime: other than both examples
 
 
 @pytest.fixture(autouse=True)
@@ -90,21 +92,40 @@ def test_layer_equals_onnxruntime_at_other_shapes(tmp_path: Path) -> None:
         _close(h_n, want_h)
 
 
-def test_charlm_with_layernorm_gru_cell(tmp_path: Path) -> None:
-    """The model ``grukit export onnx --run`` loads for an LM run with --cell layernorm-gru:
-    one-hot input, time-major inside, reset_after=True, biases, no state input (zeros)."""
-    model = CharLM(11, 6, 1, cell="layernorm-gru").eval()
+def test_cli_exports_an_lm_run_with_the_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``grukit export onnx --run`` of a language-model run with --cell layernorm-gru (as
+    ``grukit lm train`` writes it, untrained): a CharLM, one-hot input, time-major inside,
+    reset_after=True, biases; the state an input."""
+    from grukit.data.text import Vocab
+    from grukit.training import RunDir, save_weights
+    from grukit.training.lm import build_model, load_run
+    from grukit.training.lm_config import preset
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    config = dataclasses.replace(preset("d2l"), hidden_size=6, num_steps=T0, cell="layernorm-gru")
+    vocab = Vocab(list("the time machine"))
+    model = build_model(config, len(vocab))
     _random_gains(model)
-    tokens = torch.randint(0, 11, (N0, T0))
-    path = grukit.export_onnx(model, tmp_path / "lm.onnx", tokens, initial_state=False)
-    assert len(_scans(path)) == 1
-    sess = _session(path)
-    assert [i.name for i in sess.get_inputs()] == ["tokens"]
+    run.write_config({"lm": config.to_dict(), "model": model.config(), "vocab": vocab.to_list()})
+    save_weights(run.model, model.state_dict(), {"lm": config.to_dict(), **model.config()})
+    out = tmp_path / "lm.onnx"
+    threads = torch.get_num_threads()
+    try:
+        assert cli.main(["export", "onnx", "--run", str(run.path), "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the CLI sets its own
+    assert "dynamo exporter" in capsys.readouterr().out
+    assert len(_scans(out)) == 1
+    model, _, _ = load_run(run.path)
+    sess = _session(out)
     for N, T in RUNS:
-        tokens = torch.randint(0, 11, (N, T))
-        logits, h_n = sess.run(None, {"tokens": tokens.numpy()})
+        tokens, h0 = torch.randint(0, len(vocab), (N, T)), torch.randn(1, N, 6)
+        logits, h_n = sess.run(None, {"tokens": tokens.numpy(), "h0": h0.numpy()})
         with torch.no_grad():
-            want, want_h = model(tokens)
+            want, want_h = model(tokens, h0)
         _close(logits, want)
         _close(h_n, want_h)
 
