@@ -46,6 +46,12 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
+#: Set by ``grukit.export_onnx`` while ``torch.export`` traces a module in eval mode for
+#: the dynamo ONNX exporter: a LayerNormGRU then runs the reference loop, as torch's
+#: ``scan`` of its cell, which the exporter writes as an ONNX ``Scan``.
+scan_for_onnx = False
+
+
 def available_backends() -> list[str]:
     """Names of the backends usable on this machine (``"auto"`` not included)."""
     return [name for name, mod in BACKENDS.items() if mod.available()]
@@ -80,17 +86,28 @@ def resolve(owner: str, backend: str, spec: CellSpec, x: Tensor) -> Backend:
 
     Under ``torch.func`` transforms the reference loop (``under_torch_func``); during ONNX
     export and ``jit.trace`` the backends that run one call per layer direction (the
-    ``grukit::gru`` operator, torch's kernels), whatever ``backend`` says: same function."""
+    ``grukit::gru`` operator, torch's kernels), whatever ``backend`` says: same function.
+    While ``grukit.export_onnx`` traces (``scan_for_onnx``) a LayerNormGRU runs the
+    reference loop, which ``torch.export`` records as a ``scan`` (an ONNX ``Scan``)."""
     if under_torch_func():
         return reference
+    if spec.kind == "layernorm_gru" and scan_for_onnx:
+        return reference  # under torch.export: a scan of the cell, ONNX writes it as Scan
     if torch.onnx.is_in_onnx_export() or _typed_torch.is_tracing():
         # One call per layer direction that ONNX maps to its GRU / RNN / LSTM operators and
         # a jit trace replays at any length; a Python loop would be traced unrolled.
+        # A LayerNormGRU exports through grukit.export_onnx (scan_for_onnx, above).
         if spec.noise or spec.kind not in ("gru", "rnn_tanh", "rnn_relu", "lstm"):
             what = "zoneout or recurrent dropout" if spec.noise else spec.kind
+            hint = (
+                "; grukit.export_onnx writes a LayerNormGRU in eval mode (zoneout as its "
+                "expectation) with its time loop as an ONNX Scan"
+                if spec.kind == "layernorm_gru"
+                else ""
+            )
             raise ValueError(
                 f"{owner}: ONNX export and jit.trace are not supported for {what} "
-                "(no single ONNX operator computes it)"
+                f"(no single ONNX operator computes it){hint}"
             )
         return fused if spec.kind == "gru" else torch_builtin
     if backend == "auto":

@@ -4,8 +4,9 @@
     grukit export onnx --run runs/airline --out airline.onnx  a forecasting run
     grukit export onnx --run runs/d2l --out d2l.onnx --dynamo --overwrite
 
-The model's recurrences become ONNX's own GRU / RNN / LSTM operators (see
-``grukit.interop.onnx.export_onnx``); batch size and length are dynamic.
+The model's recurrences become ONNX's own GRU / RNN / LSTM operators, or a ``Scan`` for
+the layernorm-gru and mingru cells (see ``grukit.interop.onnx.export_onnx``); batch size
+and length are dynamic.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="export_format", required=True)
     o = sub.add_parser(
         "onnx",
-        help="write a run's model as ONNX (GRU/RNN/LSTM operators, dynamic batch and length)",
+        help="write a run's model as ONNX (GRU/RNN/LSTM operators or a Scan, dynamic batch "
+        "and length)",
         description="Load the model of a run directory written by `grukit lm train` or "
         "`grukit forecast train` and write it as an ONNX model. A language model takes "
         "tokens (N, T) int64 and its initial state h0 (and c0 for an LSTM) and returns "
@@ -90,7 +92,8 @@ def _onnx(args: argparse.Namespace) -> int:
 
     graph = onnx.load(str(out), load_external_data=False).graph
     names = [", ".join(v.name for v in vs) for vs in (graph.input, graph.output)]
-    exporter = "dynamo" if args.dynamo else "TorchScript"
+    scanned = any(n.op_type == "Scan" for n in graph.node)  # LayerNormGRU, MinGRU: dynamo
+    exporter = "dynamo" if args.dynamo or scanned else "TorchScript"
     print(f"wrote {out}: {what}; inputs {names[0]} → outputs {names[1]}")
     print(f"opset {opset}, {exporter} exporter; batch size and length are dynamic")
     return 0

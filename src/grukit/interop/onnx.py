@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import backends
 from ..backends import torch_builtin
 from ._common import GRU_ZRH, reorder
 
@@ -336,13 +337,46 @@ def _rnn_kernels_as_onnx() -> Iterator[dict[Any, Callable[..., Any]]]:
             op._dispatch_cache.clear()
 
 
+@contextlib.contextmanager
+def _layernorm_gru_as_scan() -> Iterator[None]:
+    """While active, a LayerNormGRU runs the reference loop (``backends.scan_for_onnx``),
+    which ``torch.export`` traces as torch's ``scan`` of ``functional.layernorm_gru_cell``
+    and the dynamo exporter writes as one ONNX ``Scan`` per layer direction (dynamic T and
+    N; body Gemm, LayerNormalization, Sigmoid, Tanh). No ONNX operator computes the cell,
+    and its fast path, the operator ``grukit::layernorm_gru``, has no translation.
+    ``export_onnx`` exports in eval mode, so zoneout is its expectation, a scanned input."""
+    backends.scan_for_onnx = True
+    try:
+        yield
+    finally:
+        backends.scan_for_onnx = False
+
+
 # --- export_onnx ------------------------------------------------------------------------------
 
 #: The ONNX operator each kind of recurrent module must export to. MinGRU's time loop is a
 #: ``Scan`` of h_t = a_t ⊙ h_{t−1} + b_t (``grukit.variants.mingru``): ONNX has no
 #: log-cumulative-sum-exp, and the exp/cumsum forms of one (torch's translation subtracts
 #: the global maximum) underflow on long sequences, as tests/test_variants_mingru.py shows.
-_OPERATOR = {"gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "mingru": "Scan"}
+#: LayerNormGRU's is a ``Scan`` of its cell (``_layernorm_gru_as_scan``).
+_OPERATOR = {
+    "gru": "GRU",
+    "rnn_tanh": "RNN",
+    "rnn_relu": "RNN",
+    "lstm": "LSTM",
+    "mingru": "Scan",
+    "layernorm_gru": "Scan",
+}
+#: Kinds whose time loop is a ``Scan``, which only the dynamo exporter writes (opset >= 18).
+_SCANNED = ("mingru", "layernorm_gru")
+#: A model's ``cell`` name (``grukit.models.recurrent.CELLS``) → its recurrent kind.
+_CELL_KIND = {
+    "gru": "gru",
+    "layernorm-gru": "layernorm_gru",
+    "mingru": "mingru",
+    "lstm": "lstm",
+    "rnn": "rnn_tanh",
+}
 
 
 class _Exportable(nn.Module):
@@ -383,9 +417,10 @@ def _describe(module: nn.Module, initial_state: bool) -> tuple[str, str | None, 
         state = [("h0", {1: "N"})] * initial_state
         return "layer", "mingru", [("input", seq), *state], [("output", seq), ("h_n", {1: "N"})]
     if isinstance(module, Forecaster):
-        return "forecaster", "gru", [("x", {0: "N", 1: "L"})], [("quantiles", {0: "N"})]
+        kind = _CELL_KIND[module.cell]
+        return "forecaster", kind, [("x", {0: "N", 1: "L"})], [("quantiles", {0: "N"})]
     if isinstance(module, CharLM):
-        kind = {"gru": "gru", "rnn": "rnn_tanh", "lstm": "lstm"}[module.cell]
+        kind = _CELL_KIND[module.cell]
         state = [(n, {1: "N"}) for n in ("h0", "c0")[: 2 if kind == "lstm" else 1]]
         outs = [("logits", {0: "TN"})] + [(n, {1: "N"}) for n in ("h_n", "c_n")[: len(state)]]
         return "charlm", kind, [("tokens", {0: "N", 1: "T"}), *state * initial_state], outs
@@ -406,8 +441,8 @@ def _describe(module: nn.Module, initial_state: bool) -> tuple[str, str | None, 
         gru = "gru" if isinstance(module, GRUCell) else None  # RNN/LSTM cells: plain ops
         return "cell", gru, [("input", {0: "N"}), *state * initial_state], outs
     raise TypeError(
-        "export_onnx: expected a grukit GRU/RNN/LSTM/MinGRU layer, GRUCell/RNNCell/LSTMCell, "
-        f"CharLM or Forecaster, got {type(module).__name__}"
+        "export_onnx: expected a grukit GRU/RNN/LSTM/LayerNormGRU/MinGRU layer, "
+        f"GRUCell/RNNCell/LSTMCell, CharLM or Forecaster, got {type(module).__name__}"
     )
 
 
@@ -466,9 +501,9 @@ def export_onnx(
     opset: int = OPSET,
 ) -> Path:
     """Write ``module`` as an ONNX model whose recurrences are ONNX's own GRU / RNN / LSTM
-    operators (a MinGRU's: a ``Scan``); returns the path.
+    operators (a MinGRU's and a LayerNormGRU's: a ``Scan``); returns the path.
 
-    module: a grukit ``GRU``/``RNN``/``LSTM``/``MinGRU`` layer, a
+    module: a grukit ``GRU``/``RNN``/``LSTM``/``LayerNormGRU``/``MinGRU`` layer, a
     ``GRUCell``/``RNNCell``/``LSTMCell``, a ``CharLM`` or a ``Forecaster`` (exported in eval
     mode; its mode is restored).
     example_input: a batched example: layer (T, N, I) or (N, T, I) with batch_first; cell
@@ -477,8 +512,11 @@ def export_onnx(
     initial_state: layers, cells and CharLM take their initial state as inputs after the
     first (``h0`` / ``c0``, ``hx`` / ``cx``); else they start from zeros.
     dynamo: torch's dynamo exporter (``torch.export``) instead of the TorchScript one.
-    A MinGRU always goes through the dynamo exporter: its time loop is an ONNX ``Scan``,
-    which only that exporter writes (so it needs opset >= 18).
+    A MinGRU or LayerNormGRU (also as a CharLM's or Forecaster's cell) always goes through
+    the dynamo exporter: its time loop is an ONNX ``Scan``, which only that exporter writes
+    (so it needs opset >= 18). A LayerNormGRU's scan body is its cell:
+    LayerNormalization, Gemm, Sigmoid, Tanh; zoneout exports as its evaluation-mode
+    expectation.
 
     Inputs and outputs are named: layer ``input, h0[, c0] → output, h_n[, c_n]``; cell
     ``input, hx[, cx] → h[, c]``; CharLM ``tokens, h0[, c0] → logits, h_n[, c_n]``;
@@ -498,9 +536,10 @@ def export_onnx(
     if dynamo and opset < 18:
         raise ValueError(f"export_onnx: the dynamo exporter needs opset >= 18, got {opset}")
     role, kind, inputs, outputs = _describe(module, initial_state)
-    if kind == "mingru":
+    if kind in _SCANNED:
         if opset < 18:
-            raise ValueError(f"export_onnx: a MinGRU exports with opset >= 18, got {opset}")
+            what = "MinGRU" if kind == "mingru" else "LayerNormGRU"
+            raise ValueError(f"export_onnx: a {what} exports with opset >= 18, got {opset}")
         dynamo = True  # the Scan of its time loop: torch.export's scan, the dynamo exporter
     dims = inputs[0][1]
     if example_input.dim() != len(dims) + (role in ("layer", "cell", "forecaster")):
@@ -557,11 +596,13 @@ def _export_dynamo(
     names = ("x", "h0", "c0")
     dim = torch.export.Dim.DYNAMIC
     shapes = {names[i]: {a: dim for a in axes} for i, (_, axes) in enumerate(inputs)}
-    with _rnn_kernels_as_onnx() as kernels:
+    with _rnn_kernels_as_onnx() as kernels, _layernorm_gru_as_scan():
         program = torch.export.export(wrapper, args, dynamic_shapes=shapes, strict=False)
         # torch's ONNX registry would translate aten::lstm itself (fixed length): decompose
-        # the kernels into ONNX RNN / LSTM nodes first
-        program = program.run_decompositions(kernels)
+        # the kernels into ONNX RNN / LSTM nodes first (where there are any: each pass
+        # retraces the graph, scans included)
+        if any(node.target in kernels for node in program.graph.nodes):
+            program = program.run_decompositions(kernels)
         torch.onnx.export(
             program,
             args,
