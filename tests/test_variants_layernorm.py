@@ -173,6 +173,39 @@ def test_backend_run_with_fixed_noise(backend: str, reset_after: bool, packed: b
         torch.testing.assert_close(g, want, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_native_rows_in_parallel_pieces(reset_after: bool) -> None:
+    """Steps wide enough (N_t · H) for the native loops to split their rows over two threads,
+    each piece summing the gains' and biases' gradients apart: equal to the reference 1e-10.
+    N = 64, H = 352: every row pass of the first step runs in pieces; the second step's 40
+    rows only in some (packed), with recurrent dropout and zoneout."""
+    _need_native("native")
+    torch.set_num_threads(2)  # the fixture restores one thread after the test
+    torch.manual_seed(5)
+    N, H, I = 64, 352, 3
+    sizes = torch.tensor([64, 40])
+    S = int(sizes.sum())
+    x = torch.randn(S, I, dtype=D64, requires_grad=True)
+    h0 = torch.randn(N, H, dtype=D64, requires_grad=True)
+    ws = [torch.randn(3 * H, I), torch.randn(3 * H, H) / H**0.5, torch.randn(3 * H)]
+    ws += [torch.randn(3 * H), torch.rand(3 * H) + 0.5, torch.rand(3 * H) + 0.5]
+    ws = [w.to(D64).requires_grad_() for w in ws]
+    w = Weights(ws[0], ws[1], ws[2], ws[3], None, ws[4], ws[5])
+    h_mask = torch.bernoulli(torch.full((N, H), 0.8, dtype=D64)) / 0.8
+    keep = torch.bernoulli(torch.full((S, H), 0.2, dtype=D64))
+    spec = CellSpec("layernorm_gru", reset_after, True)
+
+    def go(m: object) -> list[Tensor]:
+        out, (h_n,) = m.run(  # type: ignore[attr-defined]
+            spec, x, sizes, (h0,), w, noise=Noise(h_mask, keep)
+        )
+        loss = (out * torch.cos(out)).sum() + (h_n**2).sum()
+        return [out, h_n, *torch.autograd.grad(loss, [x, h0, *ws])]
+
+    for g, want in zip(go(native), go(reference), strict=True):
+        torch.testing.assert_close(g, want, atol=1e-10, rtol=0)
+
+
 @pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_float32_matches_float64(backend: str, reset_after: bool) -> None:
@@ -270,9 +303,9 @@ def test_errors_name_the_class() -> None:
 
 
 def test_native_kernel_checks_shapes(native_kernel: object) -> None:
-    gi, h0, w = torch.randn(4, 12), torch.randn(2, 4), torch.randn(12, 4)
+    a_i, h0, w = torch.randn(4, 12), torch.randn(2, 4), torch.randn(12, 4)
     with pytest.raises(RuntimeError, match="ln_gru_forward: expected ln_hh of shape"):
         native_kernel.ln_gru_forward(  # type: ignore[attr-defined]
-            gi, h0, w, None, torch.ones(8), None, None, torch.tensor([2, 2]), False, True, True,
-            False,
+            a_i, h0, w, None, None, torch.ones(12), torch.ones(8), None, None,
+            torch.tensor([2, 2]), False, True, True, False,
         )  # fmt: skip

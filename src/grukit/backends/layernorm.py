@@ -4,15 +4,15 @@ The cell is ``grukit.functional.layernorm_gru_cell`` (Ba et al. 2016, haste's La
 Shapes (T time, N batch, I input, H hidden; S = T·N rows, or sum(batch_sizes) packed):
 
     a_i = x W_ihᵀ                          one GEMM for every step: (S, 3H)
-    gi  = x̂_i ⊙ γ_ih + b_ih                x̂_i = (a_i − μ) · rstd_i per row over 3H
     the serial loop (``layernorm_loops``: torch ops, or C++ in ``native/layernorm_gru.cpp``)
-        → out (S, H), h_n (N, H); saved gates [r, z, n] (S, 3H), x̂_h (S, 3H), rstd_h (S, 2)
+        gi  = x̂_i ⊙ γ_ih + b_ih,  x̂_i = (a_i − μ) · rstd_i per row over 3H, then the cell
+        → out (S, H), h_n (N, H); saved gates [r, z, n] (S, 3H), x̂_i (S, 3H), rstd_i (S, 1),
+          x̂_h (S, 3H), rstd_h (S, 2)
 
-The backward loop returns dgi (S, 3H), dgh's n columns (S, H), da (S, 3H) the gradient of the
-raw recurrent products, and dh0; everything else is a few large GEMMs and column sums over
-all S rows after the loop: dW_hh = daᵀ (h ⊙ m) (the n rows read (r ⊙ h ⊙ m) for
-reset_after=False), dγ_hh = Σ dgh ⊙ x̂_h, db_hh = Σ dgh, and the input side's normalisation
-backward, dx = da_i W_ih, dW_ih = da_iᵀ x, dγ_ih = Σ dgi ⊙ x̂_i, db_ih = Σ dgi.
+The backward loop returns da_i (S, 3H) and da (S, 3H), the gradients of the raw input and
+recurrent products, dh0, and the column sums of the gains' and biases' gradients (4, 3H);
+the rest is a few large GEMMs after the loop: dx = da_i W_ih, dW_ih = da_iᵀ x, and
+dW_hh = daᵀ (h ⊙ m) (the n rows read (r ⊙ h ⊙ m) for reset_after=False).
 
 Recurrent dropout and zoneout (``spec.Noise``): the mask m (N, H) multiplies every state W_hh
 reads, and keep (S, H) blends each step's new state with the previous one. Eager calls run
@@ -29,10 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _typed_torch
-from ..functional import LN_EPS
 from ..onehot import OneHot, projection, projection_weight_grad
 from . import fused
-from .layernorm_loops import TORCH_LN_LOOPS, LNLoops
+from .layernorm_loops import TORCH_LN_LOOPS, LNLoops, LNRows
 from .spec import CellSpec, Noise, State, Weights
 
 __all__ = ["LayerNormGRUFunction", "backward_rows", "forward_rows", "loops_named", "run_with"]
@@ -51,7 +50,7 @@ def loops_named(name: str) -> LNLoops:
 
 #: forward_rows' result: out (S, H), h_n (N, H), then what the backward reads (0 rows
 #: without ``save``): gates (S, 3H), xhat_i (S, 3H), rstd_i (S, 1), xhat_h (S, 3H), rstd_h (S, 2).
-Rows = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
+Rows = LNRows
 
 
 def forward_rows(
@@ -72,18 +71,11 @@ def forward_rows(
     if S == 0 or N == 0:  # nothing runs: the state stays h0
         e = h0.new_empty
         return e(S, H), h0.clone(), e(0, 3 * H), e(0, 3 * H), e(0, 1), e(0, 3 * H), e(0, 2)
-    # torch's fused normalisation kernel, without gains: x̂ (S, 3H), rstd (S, 1).
-    xhat_i, _, rstd_i = torch.native_layer_norm(
-        projection(x, w.w_ih, None), (3 * H,), None, None, LN_EPS
-    )
-    gi = xhat_i * w.ln_ih if w.b_ih is None else torch.addcmul(w.b_ih, xhat_i, w.ln_ih)  # (S, 3H)
-    out, gates, xhat_h, rstd_h, h_n = loops.forward(
-        gi, h0.contiguous(), w.w_hh, w.b_hh, w.ln_hh, h_mask, keep, batch_sizes, reverse,
-        reset_after, save,
+    a_i = projection(x, w.w_ih, None)  # (S, 3H), the loops' own (x̂_i may overwrite it)
+    return loops.forward(
+        a_i, h0.contiguous(), w.w_hh, w.b_ih, w.b_hh, w.ln_ih, w.ln_hh, h_mask, keep,
+        batch_sizes, reverse, reset_after, save,
     )  # fmt: skip
-    if not save:
-        xhat_i, rstd_i = xhat_i[:0], rstd_i[:0]
-    return out, h_n, gates, xhat_i, rstd_i, xhat_h, rstd_h
 
 
 #: (x, h0, w, h_mask, keep, out, gates, xhat_i, rstd_i, xhat_h, rstd_h)
@@ -94,9 +86,7 @@ def backward_loops(
     loops: LNLoops,
     dout: Tensor,
     dh_n: Tensor,
-    gates: Tensor,
-    xhat_h: Tensor,
-    rstd_h: Tensor,
+    rows: tuple[Tensor, ...],
     out: Tensor,
     h0: Tensor,
     w: Weights,
@@ -106,15 +96,18 @@ def backward_loops(
     reverse: bool,
     reset_after: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The serial part of the backward → dgi (S, 3H), dghn (S, H), da (S, 3H), dh0 (N, H),
-    and the state before every step, hprev (S, H)."""
-    assert w.ln_hh is not None
+    """The serial part of the backward, from the forward's saved rows = (gates, xhat_i,
+    rstd_i, xhat_h, rstd_h) → da_i (S, 3H), da (S, 3H), dh0 (N, H), sums (4, 3H) (the
+    gradients of γ_ih, b_ih, γ_hh, b_hh), and the state before every step, hprev (S, H)."""
+    assert w.ln_ih is not None and w.ln_hh is not None
+    gates, xhat_i, rstd_i, xhat_h, rstd_h = rows
     hprev = fused.previous_states(out, h0, batch_sizes, reverse)  # (S, H)
-    dgi, dghn, da, dh0 = loops.backward(
-        dout.contiguous(), dh_n.contiguous(), gates, xhat_h, rstd_h, hprev, w.w_hh.contiguous(),
-        w.b_hh, w.ln_hh, h_mask, keep, batch_sizes, reverse, reset_after,
+    da_i, da, dh0, sums = loops.backward(
+        dout.contiguous(), dh_n.contiguous(), gates, xhat_i, rstd_i, xhat_h, rstd_h, hprev,
+        w.w_hh.contiguous(), w.b_hh, w.ln_ih, w.ln_hh, h_mask, keep, batch_sizes, reverse,
+        reset_after,
     )  # fmt: skip
-    return dgi, dghn, da, dh0, hprev
+    return da_i, da, dh0, sums, hprev
 
 
 def backward_rows(
@@ -125,39 +118,26 @@ def backward_rows(
     needs: tuple[bool, ...],
 ) -> tuple[Tensor | None, ...]:
     """Gradients for (x, h0, w_ih, w_hh, b_ih, b_hh, ln_ih, ln_hh) from the serial loop's
-    result ``serial`` = ``backward_loops(...)``: large GEMMs and column sums over all S rows."""
-    x, h0, w, h_mask, _, _, gates, xhat_i, rstd_i, xhat_h, _ = saved
-    dgi, dghn, da, dh0, hprev = serial
+    result ``serial`` = ``backward_loops(...)``: large GEMMs over all S rows."""
+    x, h0, w, h_mask, _, _, gates, _, _, _, _ = saved
+    da_i, da, dh0, sums, hprev = serial
     H = w.w_hh.shape[1]
-    S = dgi.shape[0]
-    # Σ dy ⊙ x̂, Σ dy and the normalisation's backward over all S rows in one torch kernel:
-    # ``native_layer_norm_backward`` given x̂ itself as the input (mean 0, rstd 1).
-    zero, one = dgi.new_zeros(S, 1), dgi.new_ones(S, 1)
-    dw_hh = dln_hh = db_hh = None
-    if needs[3] or needs[5] or needs[7]:
-        dgh = torch.cat((dgi[:, : 2 * H], dghn), 1) if reset_after else dgi  # (S, 3H)
-        if needs[3]:
-            hm = hprev if h_mask is None else fused.masked_rows(hprev, h_mask, batch_sizes)
-            if reset_after:
-                dw_hh = da.t() @ hm  # (3H, H)
-            else:  # W_hn multiplies r ⊙ hm
-                dw_hh = torch.cat(
-                    (da[:, : 2 * H].t() @ hm, da[:, 2 * H :].t() @ (gates[:, :H] * hm))
-                )
-        _, dln_hh, db_hh = torch.ops.aten.native_layer_norm_backward(
-            dgh, xhat_h, (3 * H,), zero, one, w.ln_hh, w.ln_hh,
-            [False, needs[7], needs[5] and w.b_hh is not None],
-        )  # fmt: skip
-    dxhat, dln_ih, db_ih = torch.ops.aten.native_layer_norm_backward(
-        dgi, xhat_i, (3 * H,), zero, one, w.ln_ih, w.ln_ih,
-        [needs[0] or needs[2], needs[6], needs[4] and w.b_ih is not None],
+    dw_hh = None
+    if needs[3]:
+        hm = hprev if h_mask is None else fused.masked_rows(hprev, h_mask, batch_sizes)
+        if reset_after:
+            dw_hh = da.t() @ hm  # (3H, H)
+        else:  # W_hn multiplies r ⊙ hm
+            dw_hh = torch.cat((da[:, : 2 * H].t() @ hm, da[:, 2 * H :].t() @ (gates[:, :H] * hm)))
+    dx = da_i @ w.w_ih if needs[0] else None  # (S, I)
+    dw_ih = projection_weight_grad(da_i, x, w.w_ih.shape[1]) if needs[2] else None  # (3H, I)
+    dln_ih, db_ih, dln_hh, db_hh = sums  # (3H,) each
+    return (
+        dx, dh0 if needs[1] else None, dw_ih, dw_hh,
+        db_ih if needs[4] and w.b_ih is not None else None,
+        db_hh if needs[5] and w.b_hh is not None else None,
+        dln_ih if needs[6] else None, dln_hh if needs[7] else None,
     )  # fmt: skip
-    dx = dw_ih = None
-    if needs[0] or needs[2]:
-        da_i = dxhat * rstd_i  # (S, 3H) the gradient of x W_ihᵀ
-        dx = da_i @ w.w_ih if needs[0] else None  # (S, I)
-        dw_ih = projection_weight_grad(da_i, x, w.w_ih.shape[1]) if needs[2] else None  # (3H, I)
-    return dx, dh0 if needs[1] else None, dw_ih, dw_hh, db_ih, db_hh, dln_ih, dln_hh
 
 
 def differentiable_grads(
@@ -270,12 +250,11 @@ def rows_backward(
         zeros = tuple(None if t is None else t.new_zeros(t.shape) for t in inputs)
         grads = (zeros[0], dh_n, *zeros[2:])
         return tuple(g if need else None for g, need in zip(grads, needs, strict=True))
-    gates, xhat_i, rstd_i, xhat_h, rstd_h = rest
     serial = backward_loops(
-        loops, dout, dh_n, gates, xhat_h, rstd_h, out, h0, w, h_mask, keep, batch_sizes, reverse,
+        loops, dout, dh_n, tuple(rest), out, h0, w, h_mask, keep, batch_sizes, reverse,
         reset_after,
     )  # fmt: skip
-    saved = (x, h0, w, h_mask, keep, out, gates, xhat_i, rstd_i, xhat_h, rstd_h)
+    saved = (x, h0, w, h_mask, keep, out, *rest)
     return backward_rows(serial, saved, batch_sizes, reset_after, needs)
 
 

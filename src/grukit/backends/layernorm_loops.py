@@ -14,7 +14,8 @@ Per step t (rows b < N_t still running; m the recurrent dropout mask, k zoneout'
         n    = tanh(gi_n + x̂_n ⊙ γ_n + b_n)
     h'   = n + z' ⊙ (h − n),  z' = z + k (1 − z)     (zoneout; z' = z without it)
 
-Saved per row for the backward: gates [r, z, n] (S, 3H), x̂ (S, 3H) and rstd (S, 2).
+Saved per row for the backward: gates [r, z, n] (S, 3H), x̂_i (S, 3H), rstd_i (S, 1),
+x̂ (S, 3H) and rstd (S, 2).
 
 Backward per step, d = dh' + dout_t:
     da_n = d (1 − z')(1 − n²),  da_z = d (h − n)(1 − k) z (1 − z)
@@ -25,8 +26,14 @@ Backward per step, d = dh' + dout_t:
                   dhm = drh r + da_rz' W_rz;  da = [da_rz', da_n']
     dh = d z' + dhm ⊙ m
 with LN'(g) = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) per row (the normalisation's backward).
-Returned: dgi (S, 3H), dghn (S, H) the n columns of dgh (reset_after; else dgi's), da (S, 3H)
-the gradient of the raw products (for W_hh's gradient), dh0 (N, H).
+
+The input side is part of both loops: the forward takes the raw projections a_i = x W_ihᵀ
+(S, 3H) and forms gi = x̂_i ⊙ γ_ih + b_ih, x̂_i = (a_i − μ_i) · rstd_i over 3H (the native loops
+row by row, writing x̂_i over a_i when saving); the backward returns the gradient of a_i,
+da_i = LN'(dgi ⊙ γ_ih) with x̂_i, rstd_i, and the gains' and biases' column sums over all rows,
+sums (4, 3H) = [Σ dgi ⊙ x̂_i, Σ dgi, Σ dgh ⊙ x̂, Σ dgh] for γ_ih, b_ih, γ_hh, b_hh.
+Returned: da_i (S, 3H), da (S, 3H) the gradient of the raw recurrent products (for W_hh's
+gradient), dh0 (N, H), sums (4, 3H).
 """
 
 from __future__ import annotations
@@ -39,28 +46,33 @@ from torch import Tensor
 from ..functional import LN_EPS
 from .fused import _steps, recurrent_operand
 
-__all__ = ["LNLoops", "TorchLNLoops", "TORCH_LN_LOOPS", "norm", "norm_backward"]
+__all__ = ["LNLoops", "LNRows", "TorchLNLoops", "TORCH_LN_LOOPS", "norm", "norm_backward"]
+
+
+#: The forward's result: out (S, H), h_n (N, H), then (S rows with ``save``, else 0) gates
+#: (3H), xhat_i (3H), rstd_i (1), xhat (3H), rstd (2).
+LNRows = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
 class LNLoops(Protocol):
     """The two serial loops (see the module docstring)."""
 
     def forward(
-        self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, ln_hh: Tensor,
-        h_mask: Tensor | None, keep: Tensor | None, batch_sizes: Tensor, reverse: bool,
-        reset_after: bool, save: bool,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]: ...  # fmt: skip
+        self, a_i: Tensor, h0: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+        ln_ih: Tensor, ln_hh: Tensor, h_mask: Tensor | None, keep: Tensor | None,
+        batch_sizes: Tensor, reverse: bool, reset_after: bool, save: bool,
+    ) -> LNRows: ...  # fmt: skip
 
-    # -> out (S, H), gates (S or 0, 3H), xhat (S or 0, 3H), rstd (S or 0, 2), h_n (N, H)
+    # a_i (S, 3H) is the loops' own: with save it may come back as xhat_i, overwritten.
 
     def backward(
-        self, dout: Tensor, dh_n: Tensor, gates: Tensor, xhat: Tensor, rstd: Tensor,
-        hprev: Tensor, w_hh: Tensor, b_hh: Tensor | None, ln_hh: Tensor,
-        h_mask: Tensor | None, keep: Tensor | None, batch_sizes: Tensor, reverse: bool,
-        reset_after: bool,
+        self, dout: Tensor, dh_n: Tensor, gates: Tensor, xhat_i: Tensor, rstd_i: Tensor,
+        xhat: Tensor, rstd: Tensor, hprev: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+        ln_ih: Tensor, ln_hh: Tensor, h_mask: Tensor | None, keep: Tensor | None,
+        batch_sizes: Tensor, reverse: bool, reset_after: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]: ...  # fmt: skip
 
-    # -> dgi (S, 3H), dghn (S, H), da (S, 3H), dh0 (N, H)
+    # -> da_i (S, 3H), da (S, 3H), dh0 (N, H), sums (4, 3H)
 
 
 def norm(a: Tensor) -> tuple[Tensor, Tensor]:
@@ -80,13 +92,31 @@ def norm_backward(g: Tensor, xhat: Tensor, rstd: Tensor) -> Tensor:
 
 
 class TorchLNLoops:
-    """``LNLoops`` in plain torch ops (any device)."""
+    """``LNLoops`` in plain torch ops (any device): the input side over all S rows at once
+    (torch's normalisation kernels), then the recurrent loop."""
 
     def forward(
+        self, a_i: Tensor, h0: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+        ln_ih: Tensor, ln_hh: Tensor, h_mask: Tensor | None, keep: Tensor | None,
+        batch_sizes: Tensor, reverse: bool, reset_after: bool, save: bool,
+    ) -> LNRows:  # fmt: skip
+        H = h0.shape[1]
+        # torch's fused normalisation kernel, without gains: x̂_i (S, 3H), rstd_i (S, 1).
+        xhat_i, _, rstd_i = torch.native_layer_norm(a_i, (3 * H,), None, None, LN_EPS)
+        gi = xhat_i * ln_ih if b_ih is None else torch.addcmul(b_ih, xhat_i, ln_ih)  # (S, 3H)
+        out, gates, xhat, rstd, h_n = self.recurrent_forward(
+            gi, h0, w_hh, b_hh, ln_hh, h_mask, keep, batch_sizes, reverse, reset_after, save
+        )
+        if not save:
+            xhat_i, rstd_i = xhat_i[:0], rstd_i[:0]
+        return out, h_n, gates, xhat_i, rstd_i, xhat, rstd
+
+    def recurrent_forward(
         self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, ln_hh: Tensor,
         h_mask: Tensor | None, keep: Tensor | None, batch_sizes: Tensor, reverse: bool,
         reset_after: bool, save: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+        """gi (S, 3H) → out (S, H), gates, xhat (S or 0, 3H), rstd (S or 0, 2), h_n (N, H)."""
         S, N, H = gi.shape[0], h0.shape[0], h0.shape[1]
         w_hh_t = recurrent_operand(w_hh, S)  # (H, 3H)
         out = gi.new_empty(S, H)
@@ -130,11 +160,38 @@ class TorchLNLoops:
         return out, gates, xhat, rstd, h
 
     def backward(
+        self, dout: Tensor, dh_n: Tensor, gates: Tensor, xhat_i: Tensor, rstd_i: Tensor,
+        xhat: Tensor, rstd: Tensor, hprev: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+        ln_ih: Tensor, ln_hh: Tensor, h_mask: Tensor | None, keep: Tensor | None,
+        batch_sizes: Tensor, reverse: bool, reset_after: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+        H = dh_n.shape[1]
+        dgi, dghn, da, dh0 = self.recurrent_backward(
+            dout, dh_n, gates, xhat, rstd, hprev, w_hh, b_hh, ln_hh, h_mask, keep, batch_sizes,
+            reverse, reset_after,
+        )  # fmt: skip
+        # Σ dy ⊙ x̂, Σ dy and the normalisation's backward over all S rows in one torch kernel:
+        # ``native_layer_norm_backward`` given x̂ itself as the input (mean 0, rstd 1).
+        S = dgi.shape[0]
+        zero, one = dgi.new_zeros(S, 1), dgi.new_ones(S, 1)
+        dgh = torch.cat((dgi[:, : 2 * H], dghn), 1) if reset_after else dgi  # (S, 3H)
+        _, dln_hh, db_hh = torch.ops.aten.native_layer_norm_backward(
+            dgh, xhat, (3 * H,), zero, one, ln_hh, ln_hh, [False, True, True]
+        )
+        dxhat, dln_ih, db_ih = torch.ops.aten.native_layer_norm_backward(
+            dgi, xhat_i, (3 * H,), zero, one, ln_ih, ln_ih, [True, True, True]
+        )
+        da_i = dxhat * rstd_i  # (S, 3H) the gradient of a_i
+        return da_i, da, dh0, torch.stack((dln_ih, db_ih, dln_hh, db_hh))  # (4, 3H)
+
+    def recurrent_backward(
         self, dout: Tensor, dh_n: Tensor, gates: Tensor, xhat: Tensor, rstd: Tensor,
         hprev: Tensor, w_hh: Tensor, b_hh: Tensor | None, ln_hh: Tensor,
         h_mask: Tensor | None, keep: Tensor | None, batch_sizes: Tensor, reverse: bool,
         reset_after: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+        """→ dgi (S, 3H), dghn (S, H) dgh's n columns (reset_after; else dgi's), da (S, 3H),
+        dh0 (N, H)."""
         S, N, H = dout.shape[0], dh_n.shape[0], dh_n.shape[1]
         dgi = dout.new_empty(S, 3 * H)
         dghn = dout.new_empty(S, H) if reset_after else dgi[:, 2 * H :]

@@ -4,9 +4,10 @@ so that ``torch.compile``, ``torch.export`` and ``make_fx`` see one op per layer
     grukit::layernorm_gru(x, h0, w_ih, w_hh, b_ih?, b_hh?, ln_ih, ln_hh, h_mask?, keep?,
                           batch_sizes?, reverse, reset_after, save, loops)
         -> (out, h_n, gates, xhat_i, rstd_i, xhat_h, rstd_h)
-    grukit::layernorm_gru_backward_loops(dout, dh_n, gates, xhat_h, rstd_h, out, h0, w_hh,
-                          b_hh?, ln_hh, h_mask?, keep?, batch_sizes, reverse, reset_after, loops)
-        -> (dgi, dghn, da, dh0, hprev)
+    grukit::layernorm_gru_backward_loops(dout, dh_n, gates, xhat_i, rstd_i, xhat_h, rstd_h,
+                          out, h0, w_hh, b_hh?, ln_ih, ln_hh, h_mask?, keep?, batch_sizes,
+                          reverse, reset_after, loops)
+        -> (da_i, da, dh0, sums, hprev)
 
 Shapes as ``grukit.backends.ops`` (x (T, N, I) padded, (S, I) packed, or indices (T, N);
 out (T, N, H) or (S, H)); h_mask (N, H), keep (T, N, H) padded or (S, H) packed; the saved
@@ -70,32 +71,33 @@ def _layernorm_gru_fake(
 
 @torch.library.custom_op("grukit::layernorm_gru_backward_loops", mutates_args=(), device_types=None)
 def layernorm_gru_backward_loops(
-    dout: Tensor, dh_n: Tensor, gates: Tensor, xhat_h: Tensor, rstd_h: Tensor, out: Tensor,
-    h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, ln_hh: Tensor, h_mask: Tensor | None,
-    keep: Tensor | None, batch_sizes: Tensor, reverse: bool, reset_after: bool, loops: str,
+    dout: Tensor, dh_n: Tensor, gates: Tensor, xhat_i: Tensor, rstd_i: Tensor, xhat_h: Tensor,
+    rstd_h: Tensor, out: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, ln_ih: Tensor,
+    ln_hh: Tensor, h_mask: Tensor | None, keep: Tensor | None, batch_sizes: Tensor,
+    reverse: bool, reset_after: bool, loops: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
-    """``layernorm.backward_loops``: → dgi (S, 3H), dghn (S, H), da (S, 3H), dh0 (N, H),
+    """``layernorm.backward_loops``: → da_i (S, 3H), da (S, 3H), dh0 (N, H), sums (4, 3H),
     hprev (S, H)."""
-    w = Weights(w_hh, w_hh, None, b_hh, None, ln_hh, ln_hh)  # only w_hh, b_hh, ln_hh are read
-    dgi, dghn, da, dh0, hprev = layernorm.backward_loops(
-        layernorm.loops_named(loops), dout, dh_n, gates, xhat_h, rstd_h, out, h0, w, h_mask,
-        keep, batch_sizes, reverse, reset_after,
+    w = Weights(w_hh, w_hh, None, b_hh, None, ln_ih, ln_hh)  # w_ih is not read
+    da_i, da, dh0, sums, hprev = layernorm.backward_loops(
+        layernorm.loops_named(loops), dout, dh_n, (gates, xhat_i, rstd_i, xhat_h, rstd_h), out,
+        h0, w, h_mask, keep, batch_sizes, reverse, reset_after,
     )  # fmt: skip
-    # An operator's outputs must be tensors of their own (dghn may be a view of dgi).
-    fresh = [t if t._base is None and t.data_ptr() != dh_n.data_ptr() else t.clone()
-             for t in (dghn, dh0)]  # fmt: skip
-    return dgi, fresh[0], da, fresh[1], hprev
+    # An operator's outputs must be tensors of their own (dh0 may be dh_n itself).
+    dh0 = dh0 if dh0._base is None and dh0.data_ptr() != dh_n.data_ptr() else dh0.clone()
+    return da_i, da, dh0, sums, hprev
 
 
 @layernorm_gru_backward_loops.register_fake
 def _backward_loops_fake(
-    dout: Tensor, dh_n: Tensor, gates: Tensor, xhat_h: Tensor, rstd_h: Tensor, out: Tensor,
-    h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, ln_hh: Tensor, h_mask: Tensor | None,
-    keep: Tensor | None, batch_sizes: Tensor, reverse: bool, reset_after: bool, loops: str,
+    dout: Tensor, dh_n: Tensor, gates: Tensor, xhat_i: Tensor, rstd_i: Tensor, xhat_h: Tensor,
+    rstd_h: Tensor, out: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, ln_ih: Tensor,
+    ln_hh: Tensor, h_mask: Tensor | None, keep: Tensor | None, batch_sizes: Tensor,
+    reverse: bool, reset_after: bool, loops: str,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     S, N, H = dout.shape[0], h0.shape[0], h0.shape[1]
     e = dout.new_empty
-    return e(S, 3 * H), e(S, H), e(S, 3 * H), e(N, H), e(S, H)
+    return e(S, 3 * H), e(S, 3 * H), e(N, H), e(4, 3 * H), e(S, H)
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -127,10 +129,9 @@ def _backward(ctx: Any, dout: Tensor, dh_n: Tensor, *_internal: Tensor) -> tuple
         )  # fmt: skip
     else:
         flat_out = out.reshape(S, out.shape[-1])  # (S, H)
-        gates, xhat_i, rstd_i, xhat_h, rstd_h = saved
         serial = torch.ops.grukit.layernorm_gru_backward_loops(
-            flat_dout, dh_n, gates, xhat_h, rstd_h, flat_out, h0, w_hh, b_hh, ln_hh, h_mask,
-            keep_rows, sizes, reverse, reset_after, loops,
+            flat_dout, dh_n, *saved, flat_out, h0, w_hh, b_hh, ln_ih, ln_hh, h_mask, keep_rows,
+            sizes, reverse, reset_after, loops,
         )  # fmt: skip
         w = Weights(w_ih, w_hh, b_ih, b_hh, None, ln_ih, ln_hh)
         rows_saved = (rows, h0, w, h_mask, keep_rows, flat_out, *saved)

@@ -43,8 +43,8 @@ from types import ModuleType
 import torch
 
 SOURCES = ("gru.cpp", "layernorm_gru.cpp", "mingru.cpp")
-# Included by the sources: part of the build key.
-HEADERS = ("gemm.h", "layernorm_gru.h", "loops.h", "mingru.h")
+#: Included by the sources: part of the build key.
+HEADERS = ("gemm.h", "layernorm_gru.h", "layernorm_rows.h", "loops.h", "mingru.h")
 _lock = threading.Lock()
 _module: ModuleType | None = None
 _failure: str | None = None  # why the kernel is unavailable, once known
