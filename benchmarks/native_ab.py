@@ -1,5 +1,6 @@
-"""A/B of two builds of the native kernel in one process: grukit.GRU's training step and
-inference at DESIGN.md §5's sequence points, with the kernel module swapped between calls.
+"""A/B of two builds of the native kernel in one process: a layer's training step and
+inference at DESIGN.md §5's sequence points (grukit.GRU, or with --layer layernorm-gru
+grukit.LayerNormGRU), with the kernel module swapped between calls.
 
 For a kernel change, same process and interleaved blocks (DESIGN.md §5), so the machine's
 drift cancels. Build the other version first and pass its ``.so`` — e.g. from a worktree
@@ -71,10 +72,15 @@ def difference(f: Callable[[], object], old: ModuleType, new: ModuleType) -> flo
     return max(float((u - v).abs().max()) for u, v in zip(a, b, strict=True))
 
 
-def calls(I: int, H: int, N: int, T: int) -> tuple[Callable[[], object], Callable[[], object]]:
-    """(training step, inference) of one grukit.GRU layer at a grid point, seed 0."""
+LAYERS = {"gru": grukit.GRU, "layernorm-gru": grukit.LayerNormGRU}
+
+
+def calls(
+    layer_name: str, I: int, H: int, N: int, T: int
+) -> tuple[Callable[[], object], Callable[[], object]]:
+    """(training step, inference) of one layer at a grid point, seed 0."""
     torch.manual_seed(0)
-    layer = grukit.GRU(I, H)
+    layer = LAYERS[layer_name](I, H)
     x, g = torch.randn(T, N, I, requires_grad=True), torch.randn(T, N, H)
     inputs = [x, *layer.parameters()]
 
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("old", help="the other build's .so")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--layer", choices=sorted(LAYERS), default="gru")
     args = parser.parse_args(argv)
     new = build.load()
     if new is None:
@@ -104,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | ---: | ---: | ---: | ---: |")
     for I, H, N, T in POINTS:
         cells = []
-        for f in calls(I, H, N, T):
+        for f in calls(args.layer, I, H, N, T):
             cells += [f"{ratio(f, old, new, args.rounds):.3f}", f"{difference(f, old, new):.1e}"]
         print(f"| {I}, {H}, {N}, {T} | " + " | ".join(cells) + " |", flush=True)
     build._module = new
