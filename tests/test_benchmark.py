@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from grukit.benchmark.gemm import GemmBound
-from grukit.benchmark.peers import BASELINE, GEMM, ORT, GridPoint, build_contenders
+from grukit.benchmark.peers import BASELINE, GEMM, OPENVINO, ORT, GridPoint, build_contenders
 from grukit.benchmark.report import Measurement, check_targets, render_markdown, summarize
 from grukit.benchmark.timing import TimingConfig, median, time_interleaved
 from grukit.cli import main
@@ -35,6 +35,50 @@ def test_ort_gru_equals_torch_gru(T: int, N: int, I: int, H: int) -> None:
     # float32, as DESIGN's interop contract: 1e-5.
     torch.testing.assert_close(torch.from_numpy(y), out, rtol=0, atol=1e-5)
     torch.testing.assert_close(torch.from_numpy(y_h), h_n, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("T,N,I,H", [(7, 3, 5, 8), (1, 1, 4, 6)])
+def test_openvino_gru_equals_torch_gru(T: int, N: int, I: int, H: int) -> None:
+    """The OpenVINO peer runs the ORT peer's ONNX graph compiled for the CPU in float32:
+    nn.GRU's outputs within 1e-5 (DESIGN's interop contract)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("openvino")
+    from grukit.benchmark.openvino import OpenVINOGRU
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(I, H)
+    x, h0 = torch.randn(T, N, I), torch.randn(1, N, H)
+    compiled = OpenVINOGRU.from_module(gru, seq_len=T, batch=N, threads=1)
+    y, y_h = compiled(x.numpy(), h0.numpy())
+    with torch.no_grad():
+        out, h_n = gru(x, h0)
+    torch.testing.assert_close(torch.from_numpy(y.copy()), out, rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(y_h.copy()), h_n, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_the_inference_peer_is_the_faster_of_ort_and_openvino(streaming: bool) -> None:
+    """infer_speedup_vs_peer: against the faster of ONNX Runtime and OpenVINO, against ORT
+    alone at a one-step point (issue 21); the target counts it."""
+    measurements = {
+        BASELINE: Measurement(infer_ms=4.0, train_ms=12.0, mem_bytes=1000),
+        "grukit[native]": Measurement(infer_ms=1.0, train_ms=3.0, mem_bytes=500),
+        ORT: Measurement(infer_ms=2.0),
+        OPENVINO: Measurement(infer_ms=0.5),
+    }
+    rows = {r["contender"]: r for r in summarize(measurements, streaming=streaming)}
+    native = rows["grukit[native]"]
+    assert native["infer_speedup_vs_ort"] == pytest.approx(2.0)
+    assert native["infer_speedup_vs_openvino"] == pytest.approx(0.5)
+    assert native["infer_speedup_vs_peer"] == pytest.approx(2.0 if streaming else 0.5)
+    point = {"I": 2, "H": 3, "N": 4, "T": 1 if streaming else 5, "label": "p"}
+    targets = check_targets([{**point, "rows": list(rows.values())}])
+    peer = next(t for t in targets if t["target"].startswith("infer ≥ 1.0× the faster"))
+    assert (peer["met"], peer["of"]) == ((1, 1) if streaming else (0, 1))
+    without = summarize({k: v for k, v in measurements.items() if k != OPENVINO})
+    assert next(r for r in without if r["contender"] == "grukit[native]")[
+        "infer_speedup_vs_peer"
+    ] == pytest.approx(2.0)
 
 
 def test_gemm_bound_computes_the_gru_products() -> None:
@@ -165,6 +209,8 @@ def test_cli_bench_quick_writes_json_and_markdown(tmp_path, capsys) -> None:
         "infer_ms",
         "infer_speedup_vs_torch",
         "infer_speedup_vs_ort",
+        "infer_speedup_vs_openvino",
+        "infer_speedup_vs_peer",
         "infer_over_gemm",
         "train_ms",
         "train_speedup_vs_torch",

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ORTGRU", "ort_available", "ort_version", "torch_to_onnx_gates"]
+__all__ = ["ORTGRU", "gru_onnx_model", "ort_available", "ort_version", "torch_to_onnx_gates"]
 
 #: What the session is told about its worker threads (reported in the benchmark's meta).
 SPINNING_NOTE = "ORT session.intra_op.allow_spinning=0 (workers sleep between runs)"
@@ -56,6 +56,52 @@ def torch_to_onnx_gates(w: Tensor) -> np.ndarray:
     return torch.cat([z, r, n], dim=0).numpy()  # (3H, ·)
 
 
+def gru_onnx_model(
+    w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, *, seq_len: int, batch: int
+) -> bytes:
+    """The serialised ONNX model of one ``GRU`` node (opset 14, ``linear_before_reset=1``)
+    with a torch GRU layer's weights (gate order r, z, n; see the module docstring) and
+    fixed input shapes X (seq_len, batch, I), initial_h (1, batch, H)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    hidden = w_hh.shape[1]
+    inp = w_ih.shape[1]
+    W = torch_to_onnx_gates(w_ih)[None]  # (1, 3H, I)
+    R = torch_to_onnx_gates(w_hh)[None]  # (1, 3H, H)
+    B = np.concatenate([torch_to_onnx_gates(b_ih), torch_to_onnx_gates(b_hh)])[None]  # (1, 6H)
+    node = helper.make_node(
+        "GRU",
+        inputs=["X", "W", "R", "B", "", "initial_h"],
+        outputs=["Y", "Y_h"],
+        hidden_size=hidden,
+        linear_before_reset=1,
+    )
+    f32 = TensorProto.FLOAT
+    graph = helper.make_graph(
+        [node],
+        "grukit_gru",
+        inputs=[
+            helper.make_tensor_value_info("X", f32, [seq_len, batch, inp]),
+            helper.make_tensor_value_info("initial_h", f32, [1, batch, hidden]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("Y", f32, [seq_len, 1, batch, hidden]),
+            helper.make_tensor_value_info("Y_h", f32, [1, batch, hidden]),
+        ],
+        initializer=[
+            numpy_helper.from_array(W, "W"),
+            numpy_helper.from_array(R, "R"),
+            numpy_helper.from_array(B, "B"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8  # readable by every onnxruntime >= 1.10
+    onnx.checker.check_model(model)
+    serialised: bytes = model.SerializeToString()
+    return serialised
+
+
 class ORTGRU:
     """A one-layer, unidirectional ONNX Runtime GRU session with a torch GRU's weights.
 
@@ -80,53 +126,17 @@ class ORTGRU:
         threads: int,
         spinning: bool = False,
     ) -> None:
-        import onnx
         import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
 
-        hidden = w_hh.shape[1]
-        inp = w_ih.shape[1]
-        W = torch_to_onnx_gates(w_ih)[None]  # (1, 3H, I)
-        R = torch_to_onnx_gates(w_hh)[None]  # (1, 3H, H)
-        B = np.concatenate([torch_to_onnx_gates(b_ih), torch_to_onnx_gates(b_hh)])[None]  # (1, 6H)
-        node = helper.make_node(
-            "GRU",
-            inputs=["X", "W", "R", "B", "", "initial_h"],
-            outputs=["Y", "Y_h"],
-            hidden_size=hidden,
-            linear_before_reset=1,
-        )
-        f32 = TensorProto.FLOAT
-        graph = helper.make_graph(
-            [node],
-            "grukit_gru",
-            inputs=[
-                helper.make_tensor_value_info("X", f32, [seq_len, batch, inp]),
-                helper.make_tensor_value_info("initial_h", f32, [1, batch, hidden]),
-            ],
-            outputs=[
-                helper.make_tensor_value_info("Y", f32, [seq_len, 1, batch, hidden]),
-                helper.make_tensor_value_info("Y_h", f32, [1, batch, hidden]),
-            ],
-            initializer=[
-                numpy_helper.from_array(W, "W"),
-                numpy_helper.from_array(R, "R"),
-                numpy_helper.from_array(B, "B"),
-            ],
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-        model.ir_version = 8  # readable by every onnxruntime >= 1.10
-        onnx.checker.check_model(model)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         so.log_severity_level = 3  # errors only
-        self.session = ort.InferenceSession(
-            model.SerializeToString(), so, providers=["CPUExecutionProvider"]
-        )
-        self.seq_len, self.batch, self.hidden = seq_len, batch, hidden
+        model = gru_onnx_model(w_ih, w_hh, b_ih, b_hh, seq_len=seq_len, batch=batch)
+        self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        self.seq_len, self.batch, self.hidden = seq_len, batch, w_hh.shape[1]
 
     def __call__(self, x: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x (T, N, I) float32, h0 (1, N, H) float32 → output (T, N, H), h_n (1, N, H)."""

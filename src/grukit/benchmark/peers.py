@@ -11,6 +11,8 @@ the same input x (T, N, I) and state h0 (1, N, H):
     torch.nn.GRUCell,     the streaming step only (T = 1): one call of the cell
     grukit.GRUCell
     onnxruntime           ONNX Runtime's GRU operator (inference only; needs onnxruntime)
+    openvino              OpenVINO's CPU runtime on the same ONNX graph, float32
+                          (inference only; needs openvino)
     gemm-bound            the same GEMMs alone (``grukit.benchmark.gemm``)
 
 A training step is forward + backward of the output against a fixed random gradient
@@ -30,12 +32,14 @@ import grukit
 
 from .gemm import GemmBound
 from .memory import saved_bytes
+from .openvino import OpenVINOGRU, openvino_available
 from .ort import ORTGRU, ort_available
 
-__all__ = ["BASELINE", "GEMM", "ORT", "Contender", "GridPoint", "build_contenders"]
+__all__ = ["BASELINE", "GEMM", "ORT", "OPENVINO", "Contender", "GridPoint", "build_contenders"]
 
 BASELINE = "torch.nn.GRU"
 ORT = "onnxruntime"
+OPENVINO = "openvino"
 GEMM = "gemm-bound"
 
 
@@ -182,6 +186,20 @@ def build_contenders(
         )
     else:
         notes.append(f"{point.label}: onnxruntime not installed: ORT column n/a")
+    if openvino_available():
+        compiled = OpenVINOGRU.from_module(ref, seq_len=T, batch=N, threads=threads)
+        xo, ho = x.numpy(), h0.numpy()
+        contenders.append(
+            Contender(
+                OPENVINO,
+                lambda: compiled(xo, ho),
+                None,
+                lambda: torch.from_numpy(compiled(xo, ho)[0].copy()),
+                None,
+            )
+        )
+    else:
+        notes.append(f"{point.label}: openvino not installed: OpenVINO column n/a")
 
     h_prev = torch.randn(T, N, H, generator=gen)  # (T, N, H)
     dgi = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)

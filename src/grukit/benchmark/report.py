@@ -3,6 +3,10 @@
 Per grid point and contender (times are medians in milliseconds):
     infer_speedup_vs_torch  nn.GRU's inference time / the contender's   (> 1: faster)
     infer_speedup_vs_ort    ONNX Runtime's inference time / the contender's
+    infer_speedup_vs_openvino  OpenVINO's inference time / the contender's
+    infer_speedup_vs_peer   the faster peer's inference time / the contender's: the faster
+                            of ONNX Runtime and OpenVINO, ONNX Runtime alone at T = 1
+                            (OpenVINO's fixed call overhead; issue 21)
     infer_over_gemm         the contender's inference time / the GEMM bound's (>= 1)
     train_speedup_vs_torch  nn.GRU's training-step time / the contender's
     train_over_gemm         the contender's training-step time / the GEMM bound's
@@ -15,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .peers import BASELINE, GEMM, ORT
+from .peers import BASELINE, GEMM, OPENVINO, ORT
 
 __all__ = ["Measurement", "TARGETS", "render_markdown", "summarize", "check_targets"]
 
@@ -35,16 +39,28 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
-def summarize(measurements: dict[str, Measurement]) -> list[dict[str, Any]]:
+def _peer_ms(ort: float | None, openvino: float | None, streaming: bool) -> float | None:
+    """The faster inference peer's time: ORT at T = 1, else the faster of ORT and OpenVINO
+    (whichever was measured)."""
+    times = [t for t in (ort, None if streaming else openvino) if t is not None]
+    return min(times, default=None)
+
+
+def summarize(
+    measurements: dict[str, Measurement], *, streaming: bool = False
+) -> list[dict[str, Any]]:
     """One row per contender with its times and every ratio (see the module docstring).
 
     ``measurements`` maps contender name → Measurement; the names ``BASELINE``
-    ("torch.nn.GRU"), ``ORT`` ("onnxruntime") and ``GEMM`` ("gemm-bound") are the
-    references (missing references give None ratios).
+    ("torch.nn.GRU"), ``ORT`` ("onnxruntime"), ``OPENVINO`` ("openvino") and ``GEMM``
+    ("gemm-bound") are the references (missing references give None ratios).
+    ``streaming``: the point is a one-step call (T = 1), whose peer is ONNX Runtime.
     """
     none = Measurement()
     base = measurements.get(BASELINE, none)
     ort = measurements.get(ORT, none)
+    ov = measurements.get(OPENVINO, none)
+    peer = _peer_ms(ort.infer_ms, ov.infer_ms, streaming)
     gemm = measurements.get(GEMM, none)
     rows = []
     for name, m in measurements.items():
@@ -54,6 +70,8 @@ def summarize(measurements: dict[str, Measurement]) -> list[dict[str, Any]]:
                 "infer_ms": m.infer_ms,
                 "infer_speedup_vs_torch": _ratio(base.infer_ms, m.infer_ms),
                 "infer_speedup_vs_ort": _ratio(ort.infer_ms, m.infer_ms),
+                "infer_speedup_vs_openvino": _ratio(ov.infer_ms, m.infer_ms),
+                "infer_speedup_vs_peer": _ratio(peer, m.infer_ms),
                 "infer_over_gemm": _ratio(m.infer_ms, gemm.infer_ms),
                 "train_ms": m.train_ms,
                 "train_speedup_vs_torch": _ratio(base.train_ms, m.train_ms),
@@ -69,6 +87,13 @@ def summarize(measurements: dict[str, Measurement]) -> list[dict[str, Any]]:
 TARGETS: tuple[tuple[str, str, str, float, Any], ...] = (
     ("train ≥ 2.0× nn.GRU (T > 1)", "train_speedup_vs_torch", "min", 2.0, lambda p: p["T"] > 1),
     ("infer ≥ 1.0× ORT", "infer_speedup_vs_ort", "min", 1.0, lambda p: True),
+    (
+        "infer ≥ 1.0× the faster of ORT, OpenVINO (T = 1: ORT)",
+        "infer_speedup_vs_peer",
+        "min",
+        1.0,
+        lambda p: True,
+    ),
     (
         "infer ≤ 1.5× GEMM (N·H ≥ 8192)",
         "infer_over_gemm",
@@ -136,15 +161,16 @@ def render_markdown(result: dict[str, Any]) -> str:
     share = meta.get("other_processes_cpu_share")
     lines = [
         f"Threads: {meta['threads']} · torch {meta['torch']} · onnxruntime "
-        f"{meta['onnxruntime'] or 'n/a'} · median of {meta['repeats']} interleaved blocks · "
+        f"{meta['onnxruntime'] or 'n/a'} · openvino {meta.get('openvino') or 'n/a'} · "
+        f"median of {meta['repeats']} interleaved blocks · "
         f"{meta['ort_threads']}"
         + (f" · native kernel {meta['native_isa']}" if meta.get("native_isa") else "")
         + (f" · 1-min load average {load[0]} → {load[1]}" if load else "")
         + (f" · other processes' CPU share {share:.0%}" if share is not None else ""),
         "",
-        "| I, H, N, T | contender | infer ms | vs nn.GRU | vs ORT | / GEMM | train ms "
-        "| vs nn.GRU | / GEMM | train mem / nn.GRU |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| I, H, N, T | contender | infer ms | vs nn.GRU | vs ORT | vs OpenVINO | / GEMM "
+        "| train ms | vs nn.GRU | / GEMM | train mem / nn.GRU |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for p in result["points"]:
         point = f"{p['I']}, {p['H']}, {p['N']}, {p['T']}"
@@ -152,7 +178,9 @@ def render_markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {point} | {r['contender']} | {_fmt(r['infer_ms'], 'ms')} "
                 f"| {_fmt(r['infer_speedup_vs_torch'], 'x')} "
-                f"| {_fmt(r['infer_speedup_vs_ort'], 'x')} | {_fmt(r['infer_over_gemm'], 'r')} "
+                f"| {_fmt(r['infer_speedup_vs_ort'], 'x')} "
+                f"| {_fmt(r.get('infer_speedup_vs_openvino'), 'x')} "
+                f"| {_fmt(r['infer_over_gemm'], 'r')} "
                 f"| {_fmt(r['train_ms'], 'ms')} | {_fmt(r['train_speedup_vs_torch'], 'x')} "
                 f"| {_fmt(r['train_over_gemm'], 'r')} | {_fmt(r['mem_ratio_vs_torch'], 'r')} |"
             )

@@ -20,6 +20,7 @@ import torch
 
 from .._extras import require
 from ..backends.native import build as native_build
+from .openvino import openvino_version
 from .ort import SPINNING_NOTE, ort_version
 from .peers import Contender, GridPoint, build_contenders
 from .report import Measurement, check_targets, summarize
@@ -128,6 +129,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "threads": cfg.threads,
         "torch": torch.__version__,
         "onnxruntime": ort_version(),
+        "openvino": openvino_version(),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}",
         "processor": _cpu_model(),
@@ -250,7 +252,7 @@ def _run_point(
         "N": point.N,
         "T": point.T,
         "label": point.label,
-        "rows": summarize(measurements),
+        "rows": summarize(measurements, streaming=point.T == 1),
         "max_abs_err_vs_torch": errors,
         "samples_ms": {k: [round(s * 1e3, 6) for s in v] for k, v in samples.items()},
     }

@@ -1,0 +1,99 @@
+"""OpenVINO's CPU runtime as a benchmark peer (inference only), on the ONNX graph the ONNX
+Runtime peer runs (``ort.gru_onnx_model``: one ``GRU`` node, torch's weights).
+
+OpenVINO compiles the node into one fused GRUSequence on oneDNN, a stronger inference peer
+than ONNX Runtime at batched sizes on this project's CPUs (issue 21). Compiled for the CPU
+plugin with float32 precision (``INFERENCE_PRECISION_HINT=f32``: on CPUs with bfloat16 units
+it would otherwise run in bfloat16), the latency hint and ``threads`` inference threads.
+
+Shapes: T time, N batch, I input size, H hidden size.
+    X (T, N, I), initial_h (1, N, H) → output (T, N, H), h_n (1, N, H).
+
+openvino (and onnx, which writes the graph) are optional: ``openvino_available()`` says
+whether both import; the benchmark reports "n/a" for this peer when they do not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from .ort import gru_onnx_model
+
+__all__ = ["OpenVINOGRU", "openvino_available", "openvino_version"]
+
+
+def openvino_available() -> bool:
+    """Whether openvino and onnx both import."""
+    try:
+        import onnx  # noqa: F401
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def openvino_version() -> str | None:
+    """openvino's version, or None when it is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return str(openvino.__version__)
+
+
+class OpenVINOGRU:
+    """A one-layer, unidirectional GRU compiled by OpenVINO for the CPU, float32.
+
+    Args:
+        w_ih (3H, I), w_hh (3H, H), b_ih (3H,), b_hh (3H,): torch.nn.GRU's ``weight_ih_l0``
+            etc. (gate order r, z, n).
+        seq_len, batch: T and N of the inputs it will see (fixed shapes).
+        threads: OpenVINO's inference threads (match ``torch.get_num_threads()``).
+    """
+
+    def __init__(
+        self,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Tensor,
+        b_hh: Tensor,
+        *,
+        seq_len: int,
+        batch: int,
+        threads: int,
+    ) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(
+            gru_onnx_model(w_ih, w_hh, b_ih, b_hh, seq_len=seq_len, batch=batch)
+        )
+        config = {
+            "INFERENCE_NUM_THREADS": str(threads),
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.y, self.y_h = self.compiled.output("Y"), self.compiled.output("Y_h")
+
+    def __call__(self, x: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x (T, N, I) float32, h0 (1, N, H) float32 → output (T, N, H), h_n (1, N, H)."""
+        result = self.request.infer({"X": x, "initial_h": h0})
+        return result[self.y][:, 0], result[self.y_h]  # (T, N, H), (1, N, H)
+
+    @classmethod
+    def from_module(cls, gru: Any, *, seq_len: int, batch: int, threads: int) -> OpenVINOGRU:
+        """From a one-layer, unidirectional torch.nn.GRU or grukit.GRU (reset_after=True)."""
+        return cls(
+            gru.weight_ih_l0,
+            gru.weight_hh_l0,
+            gru.bias_ih_l0,
+            gru.bias_hh_l0,
+            seq_len=seq_len,
+            batch=batch,
+            threads=threads,
+        )
