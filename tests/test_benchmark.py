@@ -19,37 +19,22 @@ from grukit.benchmark.timing import TimingConfig, median, time_interleaved
 from grukit.cli import main
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 @pytest.mark.parametrize("T,N,I,H", [(7, 3, 5, 8), (1, 1, 4, 6)])
-def test_ort_gru_equals_torch_gru(T: int, N: int, I: int, H: int) -> None:
+def test_inference_peers_equal_torch_gru(runtime: str, T: int, N: int, I: int, H: int) -> None:
+    """ONNX Runtime and OpenVINO (the same ONNX graph, float32) give nn.GRU's outputs within
+    1e-5 (DESIGN's interop contract)."""
     pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
+    pytest.importorskip(runtime)
+    from grukit.benchmark.openvino import OpenVINOGRU
     from grukit.benchmark.ort import ORTGRU
 
+    peer_class = ORTGRU if runtime == "onnxruntime" else OpenVINOGRU
     torch.manual_seed(0)
     gru = torch.nn.GRU(I, H)
     x, h0 = torch.randn(T, N, I), torch.randn(1, N, H)
-    session = ORTGRU.from_module(gru, seq_len=T, batch=N, threads=1)
-    y, y_h = session(x.numpy(), h0.numpy())
-    with torch.no_grad():
-        out, h_n = gru(x, h0)
-    # float32, as DESIGN's interop contract: 1e-5.
-    torch.testing.assert_close(torch.from_numpy(y), out, rtol=0, atol=1e-5)
-    torch.testing.assert_close(torch.from_numpy(y_h), h_n, rtol=0, atol=1e-5)
-
-
-@pytest.mark.parametrize("T,N,I,H", [(7, 3, 5, 8), (1, 1, 4, 6)])
-def test_openvino_gru_equals_torch_gru(T: int, N: int, I: int, H: int) -> None:
-    """The OpenVINO peer runs the ORT peer's ONNX graph compiled for the CPU in float32:
-    nn.GRU's outputs within 1e-5 (DESIGN's interop contract)."""
-    pytest.importorskip("onnx")
-    pytest.importorskip("openvino")
-    from grukit.benchmark.openvino import OpenVINOGRU
-
-    torch.manual_seed(0)
-    gru = torch.nn.GRU(I, H)
-    x, h0 = torch.randn(T, N, I), torch.randn(1, N, H)
-    compiled = OpenVINOGRU.from_module(gru, seq_len=T, batch=N, threads=1)
-    y, y_h = compiled(x.numpy(), h0.numpy())
+    peer = peer_class.from_module(gru, seq_len=T, batch=N, threads=1)
+    y, y_h = peer(x.numpy(), h0.numpy())
     with torch.no_grad():
         out, h_n = gru(x, h0)
     torch.testing.assert_close(torch.from_numpy(y.copy()), out, rtol=0, atol=1e-5)
@@ -174,6 +159,7 @@ def test_contenders_share_weights_and_match_torch() -> None:
     names = [c.name for c in contenders]
     assert names[0] == BASELINE and GEMM in names
     assert "torch.nn.GRUCell" in names and "grukit.GRUCell" in names
+    assert ORT in names and OPENVINO in names  # both installed with the test extras
     ref = contenders[0].output()
     for c in contenders[1:]:
         if c.output is not None:

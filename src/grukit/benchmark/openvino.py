@@ -1,5 +1,5 @@
 """OpenVINO's CPU runtime as a benchmark peer (inference only), on the ONNX graph the ONNX
-Runtime peer runs (``ort.gru_onnx_model``: one ``GRU`` node, torch's weights).
+Runtime peer runs (``onnx_graph.gru_onnx_model``: one ``GRU`` node, torch's weights).
 
 OpenVINO compiles the node into one fused GRUSequence on oneDNN, a stronger inference peer
 than ONNX Runtime at batched sizes on this project's CPUs (issue 21). Compiled for the CPU
@@ -15,36 +15,25 @@ whether both import; the benchmark reports "n/a" for this peer when they do not.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from torch import Tensor
 
-from .ort import gru_onnx_model
+from .onnx_graph import GRUPeer, gru_onnx_model, importable, version_of
 
 __all__ = ["OpenVINOGRU", "openvino_available", "openvino_version"]
 
 
 def openvino_available() -> bool:
     """Whether openvino and onnx both import."""
-    try:
-        import onnx  # noqa: F401
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importable("onnx", "openvino")
 
 
 def openvino_version() -> str | None:
     """openvino's version, or None when it is not installed."""
-    try:
-        import openvino
-    except ImportError:
-        return None
-    return str(openvino.__version__)
+    return version_of("openvino")
 
 
-class OpenVINOGRU:
+class OpenVINOGRU(GRUPeer):
     """A one-layer, unidirectional GRU compiled by OpenVINO for the CPU, float32.
 
     Args:
@@ -84,16 +73,3 @@ class OpenVINOGRU:
         """x (T, N, I) float32, h0 (1, N, H) float32 → output (T, N, H), h_n (1, N, H)."""
         result = self.request.infer({"X": x, "initial_h": h0})
         return result[self.y][:, 0], result[self.y_h]  # (T, N, H), (1, N, H)
-
-    @classmethod
-    def from_module(cls, gru: Any, *, seq_len: int, batch: int, threads: int) -> OpenVINOGRU:
-        """From a one-layer, unidirectional torch.nn.GRU or grukit.GRU (reset_after=True)."""
-        return cls(
-            gru.weight_ih_l0,
-            gru.weight_hh_l0,
-            gru.bias_ih_l0,
-            gru.bias_hh_l0,
-            seq_len=seq_len,
-            batch=batch,
-            threads=threads,
-        )

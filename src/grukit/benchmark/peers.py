@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -32,6 +34,7 @@ import grukit
 
 from .gemm import GemmBound
 from .memory import saved_bytes
+from .onnx_graph import GRUPeer
 from .openvino import OpenVINOGRU, openvino_available
 from .ort import ORTGRU, ort_available
 
@@ -133,6 +136,11 @@ def _cell_contender(name: str, cell: nn.Module, x: Tensor, h0: Tensor, g: Tensor
     )
 
 
+def _peer_output(peer: GRUPeer, x: np.ndarray, h0: np.ndarray) -> Tensor:
+    """A peer's output (T, N, H) as a tensor of its own (runtimes may reuse their buffers)."""
+    return torch.from_numpy(peer(x, h0)[0].copy())
+
+
 def build_contenders(
     point: GridPoint,
     *,
@@ -172,34 +180,25 @@ def build_contenders(
             cell.load_state_dict({k[:-3]: v for k, v in ref.state_dict().items()})
             contenders.append(_cell_contender(name, cell, x, h0, g))
 
-    if ort_available():
-        session = ORTGRU.from_module(ref, seq_len=T, batch=N, threads=threads)
-        xn, hn = x.numpy(), h0.numpy()
+    runtimes = (
+        (ORT, ort_available, ORTGRU, "onnxruntime not installed: ORT column n/a"),
+        (OPENVINO, openvino_available, OpenVINOGRU, "openvino not installed: OpenVINO column n/a"),
+    )
+    xn, hn = x.numpy(), h0.numpy()
+    for name, available, peer_class, missing in runtimes:
+        if not available():
+            notes.append(f"{point.label}: {missing}")
+            continue
+        peer = peer_class.from_module(ref, seq_len=T, batch=N, threads=threads)
         contenders.append(
             Contender(
-                ORT,
-                lambda: session(xn, hn),
+                name,
+                partial(peer, xn, hn),
                 None,
-                lambda: torch.from_numpy(session(xn, hn)[0]),
+                partial(_peer_output, peer, xn, hn),
                 None,
             )
         )
-    else:
-        notes.append(f"{point.label}: onnxruntime not installed: ORT column n/a")
-    if openvino_available():
-        compiled = OpenVINOGRU.from_module(ref, seq_len=T, batch=N, threads=threads)
-        xo, ho = x.numpy(), h0.numpy()
-        contenders.append(
-            Contender(
-                OPENVINO,
-                lambda: compiled(xo, ho),
-                None,
-                lambda: torch.from_numpy(compiled(xo, ho)[0].copy()),
-                None,
-            )
-        )
-    else:
-        notes.append(f"{point.label}: openvino not installed: OpenVINO column n/a")
 
     h_prev = torch.randn(T, N, H, generator=gen)  # (T, N, H)
     dgi = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)
