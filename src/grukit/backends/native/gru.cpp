@@ -149,18 +149,8 @@ void backward_gates(int64_t n, int64_t H, bool reset_after, const T* dout, T* dh
         V r = V::loadu(g_i + j, c), z = V::loadu(g_i + H + j, c);
         V nn = V::loadu(g_i + 2 * H + j, c);
         V hp = V::loadu(hprev + i * H + j, c);
-        V da_n, da_z, zu;  // zu: the update's weight on h, z (or z' with zoneout)
-        if constexpr (Zoneout) {
-          V ok = one - V::loadu(keep + i * H + j, c);  // 1 − k
-          V omz = ok * (one - z);                       // 1 − z'
-          da_n = d * omz * (one - nn * nn);
-          da_z = d * (hp - nn) * z * (one - z) * ok;
-          zu = one - omz;
-        } else {
-          da_n = d * (one - z) * (one - nn * nn);
-          da_z = d * (hp - nn) * z * (one - z);
-          zu = z;
-        }
+        const auto [da_n, da_z, zu] =
+            update_backward<T, Zoneout>(d, z, nn, hp, keep, i * H + j, c);
         (d * zu).store(dh + i * H + j, c);
         da_z.store(dgi_i + H + j, c);
         da_n.store(dgi_i + 2 * H + j, c);

@@ -230,16 +230,11 @@ void bwd_reset_after(int64_t n, int64_t H, int64_t pieces, const T* dout, T* dh,
         V d = V::loadu(dh + i * H + j, c) + V::loadu(dout + i * H + j, c);
         V r = V::loadu(g_i + j, c), z = V::loadu(g_i + H + j, c);
         V nn = V::loadu(g_i + 2 * H + j, c);
-        V dz = d * (V::loadu(hprev + i * H + j, c) - nn);
-        V zk = z;
-        if (keep) {
-          V kp = V::loadu(keep + i * H + j, c);
-          zk = z + kp * (one - z);
-          dz = dz * (one - kp);
-        }
-        V da_n = d * (one - zk) * (one - nn * nn);
-        V da_z = dz * z * (one - z);
-        (d * zk).store(dh + i * H + j, c);
+        V hp = V::loadu(hprev + i * H + j, c);
+        const auto [da_n, da_z, zu] =
+            keep ? update_backward<T, true>(d, z, nn, hp, keep, i * H + j, c)
+                 : update_backward<T, false>(d, z, nn, hp, keep, i * H + j, c);
+        (d * zu).store(dh + i * H + j, c);
         V xr = V::loadu(x_i + j, c), xz = V::loadu(x_i + H + j, c);
         V xn = V::loadu(x_i + 2 * H + j, c);
         V ghn = xn * V::loadu(gam + 2 * H + j, c) + V::loadu(b + 2 * H + j, c);
@@ -278,7 +273,6 @@ void bwd_zn(int64_t n, int64_t H, int64_t pieces, const T* dout, T* dh, const T*
             const T* xi, const T* xh, const T* rs, const T* hprev, const T* keep, const T* gam_i,
             const T* gam, T* dai, T* da, T* part, T* acc) {
   using V = Vectorized<T>;
-  const V one(T(1));
   row_pieces(n, 4 * H, pieces, [&](int64_t k, int64_t lo, int64_t hi) {
     const Sums<T> s(acc, H, k);
     for (int64_t i = lo; i < hi; ++i) {
@@ -291,16 +285,11 @@ void bwd_zn(int64_t n, int64_t H, int64_t pieces, const T* dout, T* dh, const T*
       vec_cols<T>(H, [&](int64_t j, int64_t c) {
         V d = V::loadu(dh + i * H + j, c) + V::loadu(dout + i * H + j, c);
         V z = V::loadu(g_i + H + j, c), nn = V::loadu(g_i + 2 * H + j, c);
-        V dz = d * (V::loadu(hprev + i * H + j, c) - nn);
-        V zk = z;
-        if (keep) {
-          V kp = V::loadu(keep + i * H + j, c);
-          zk = z + kp * (one - z);
-          dz = dz * (one - kp);
-        }
-        V da_n = d * (one - zk) * (one - nn * nn);
-        V da_z = dz * z * (one - z);
-        (d * zk).store(dh + i * H + j, c);
+        V hp = V::loadu(hprev + i * H + j, c);
+        const auto [da_n, da_z, zu] =
+            keep ? update_backward<T, true>(d, z, nn, hp, keep, i * H + j, c)
+                 : update_backward<T, false>(d, z, nn, hp, keep, i * H + j, c);
+        (d * zu).store(dh + i * H + j, c);
         V xz = V::loadu(x_i + H + j, c), xn = V::loadu(x_i + 2 * H + j, c);
         V gz = da_z * V::loadu(gam + H + j, c), gn = da_n * V::loadu(gam + 2 * H + j, c);
         gz.store(da_i + H + j, c), gn.store(da_i + 2 * H + j, c);

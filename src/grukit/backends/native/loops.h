@@ -43,6 +43,32 @@ inline Vectorized<T> vtanh(const Vectorized<T>& a) {
   return keep_nan(two / (one + (a * Vectorized<T>(T(-2))).exp_u20()) - one, a);
 }
 
+// The backward of the update h' = n + z' ⊙ (h − n), z' = z + k (1 − z) with zoneout's keep k
+// (z' = z without): from d = ∂L/∂h' and the saved z, n and h, the gradients of the
+// candidate's and the update gate's pre-activations, da_n = d (1 − z')(1 − n²) and
+// da_z = d (h − n)(1 − k) z (1 − z), and zu = z', the direct path's weight (dh = d z').
+// keep[off..off + c) is read only with Zoneout. Shared by the GRU's and the LayerNormGRU's
+// backward loops.
+template <typename T>
+struct UpdateGrads {
+  Vectorized<T> da_n, da_z, zu;
+};
+
+template <typename T, bool Zoneout>
+inline UpdateGrads<T> update_backward(const Vectorized<T>& d, const Vectorized<T>& z,
+                                      const Vectorized<T>& nn, const Vectorized<T>& hp,
+                                      const T* keep, int64_t off, int64_t c) {
+  using V = Vectorized<T>;
+  const V one(T(1));
+  if constexpr (Zoneout) {
+    const V ok = one - V::loadu(keep + off, c);  // 1 − k
+    const V omz = ok * (one - z);                // 1 − z'
+    return {d * omz * (one - nn * nn), d * (hp - nn) * z * (one - z) * ok, one - omz};
+  } else {
+    return {d * (one - z) * (one - nn * nn), d * (hp - nn) * z * (one - z), z};
+  }
+}
+
 // f(j, count) over [0, H) in vector-sized pieces, the last one partial.
 template <typename T, typename F>
 inline void vec_cols(int64_t H, const F& f) {
