@@ -209,9 +209,10 @@ def test_calibrate_validation_widens_only_rolling_applies_the_margin() -> None:
 
 def test_rolling_calibration_refits_at_earlier_origins(tmp_path: Path) -> None:
     """A multiplicative series (trend × season × noise, logged): the rolling margin is the
-    conformal one (log scale) of the origin runs' raw forecasts, each trained on the
-    points before its window's end (config.json's split), recomputed here from their
-    saved models (1e-12), and applied as it is (lo·e^{−q̂}, hi·e^{q̂})."""
+    conformal one (log scale) of the kept model's validation window pooled with the origin
+    runs' raw forecasts, each trained on the points before its window's end (config.json's
+    split), recomputed here from the saved models (1e-12), and applied as it is
+    (lo·e^{−q̂}, hi·e^{q̂})."""
     from grukit.training.forecast import ForecastJob, load_model
     from grukit.training.forecast_config import load_series
     from grukit.training.forecast_job import truncate
@@ -228,13 +229,19 @@ def test_rolling_calibration_refits_at_earlier_origins(tmp_path: Path) -> None:
                           season=12, log=True, diff=12, epochs=1, hidden_size=4,
                           calibration="rolling", calibration_folds=3)  # fmt: skip
     origins = calibration_origins(cfg, 150)
-    assert origins == [138, 132, 126]  # first = 150 − 2·6, then H apart (room allows it)
+    assert origins == [138, 137, 136]  # first = 150 − 2·6, then ⌊H/4⌋ = 1 apart
+    wide = dataclasses.replace(cfg, horizon=8, validation=8)  # ⌊8/4⌋ = 2, room allows it
+    assert calibration_origins(wide, 150) == [134, 132, 130]
     s = train_forecast(cfg, tmp_path / "run", show_progress=False)
     cal = s["calibration"]
-    assert cal["source"] == "rolling" and cal["scale"] == "log" and cal["points"] == 18
+    assert cal["source"] == "rolling" and cal["scale"] == "log"
+    assert cal["points"] == 6 + 18 and cal["windows"] == 4  # validation + 3 origins
     series = load_series(cfg)
     y = series.values[:, 0]
-    lo, hi, act = [], [], []
+    p = ForecastJob(cfg, series).prepared  # the run's own validation window, from 132
+    (v,) = p.val_starts
+    q = forecast_levels(load_model(RunDir(tmp_path / "run")), p, p.z[v - 12 : v], y[:v])
+    lo, hi, act = [np.log(q[:, 0])], [np.log(q[:, -1])], [np.log(y[v : v + 6])]
     for j, o in enumerate(origins):
         d = tmp_path / "run" / "calibration" / f"origin-{j + 1}"
         split = json.loads((d / "config.json").read_text())["split"]

@@ -11,11 +11,13 @@ Where the calibration windows come from (``ForecastConfig.calibration``):
 - ``"validation"``: the kept model's forecasts of the validation windows. The same
   points chose the kept epoch, so their scores are optimistic: the margin applied is
   max(q̂, 0) (widen only).
-- ``"rolling"``: rolling-origin refits (backtest.py): for each of ``calibration_folds``
-  origins before the test part, a model trained on the series up to that origin (with
-  its own validation part for epoch selection) forecasts the H points after it. Those
-  points took no part in that model's training or selection, so their scores are
-  honest out-of-sample errors and q̂ is applied as it is (narrowing too).
+- ``"rolling"``: the validation windows above pooled with rolling-origin refits
+  (rolling.py): for each of ``calibration_folds`` origins before the test part, a model
+  trained on the series up to that origin (with its own validation part for epoch
+  selection) forecasts the H points after it. Those points took no part in that model's
+  training or selection, so their scores are honest out-of-sample errors, if of a model
+  trained on less data (pessimistic, where the validation windows are optimistic); q̂ of
+  the pooled scores is applied as it is (narrowing too).
 
 Letters: N windows, H horizon, Q quantiles.
 """

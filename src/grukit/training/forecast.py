@@ -107,9 +107,10 @@ def run_forecast(
     levels = np.round(m0.quantiles.double().numpy(), 6)  # float32 buffer: 0.1 not 0.1000000015
     alpha, mi = alpha_of(levels), m0.median_index
     qv, yv = quantile_forecasts(t.models, p, p.val_starts, c.lookback)  # (K, N, H, Q), (N, H)
-    if c.calibration == "rolling":
-        qc, yc = refit_forecasts(c, s, origins, t.run.path / "calibration", resume=resume,
+    if c.calibration == "rolling":  # the validation windows and the refits' windows, pooled
+        qr, yr = refit_forecasts(c, s, origins, t.run.path / "calibration", resume=resume,
                                  show_progress=show_progress)  # fmt: skip
+        qc, yc = np.concatenate((qv, qr), axis=1), np.concatenate((yv, yr))
     else:
         qc, yc = qv, yv
 

@@ -78,16 +78,17 @@ class ForecastConfig(TrainConfig):
     )  # fmt: skip
     calibration: str = option(
         "rolling", "calibrate the interval by split-conformal scores of: validation "
-        "(the kept model's validation windows; widen only), rolling (models refitted at "
-        "calibration_folds earlier origins, each forecasting H unseen points), none",
+        "(the kept model's validation windows; widen only), rolling (those windows and "
+        "models refitted at calibration_folds earlier origins, each forecasting H unseen "
+        "points), none",
         choices=CALIBRATIONS,
     )  # fmt: skip
     calibration_folds: int = option(
-        3, "rolling calibration: origins, each `calibration_step` before the next"
+        2, "rolling calibration: origins, each `calibration_step` before the next"
     )
     calibration_step: int = option(
-        0, "rolling calibration: steps between origins (0: as far apart as the series "
-        "allows, at most the horizon)",
+        0, "rolling calibration: steps between origins (0: a quarter of the horizon, "
+        "fewer where the series has no room)",
     )  # fmt: skip
     # optimisation (Adam; and the loop's fields)
     epochs: int = option(150, "passes over the training windows")
@@ -121,7 +122,7 @@ class ForecastConfig(TrainConfig):
         self._one_of("calibration", CALIBRATIONS)
         step = self.calibration_step
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            self._bad("calibration_step", ">= 0 (0: the horizon)")
+            self._bad("calibration_step", ">= 0 (0: a quarter of the horizon)")
         v = self.validation
         if isinstance(v, bool) or not isinstance(v, int) or not (v == 0 or v >= self.horizon):
             self._bad(

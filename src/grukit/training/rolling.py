@@ -7,9 +7,12 @@ on the series' first o_j + H points — their own chronological split puts [o_j,
 in their test part, validation before it, training before that — and forecast the H
 points from o_j, which none of them trained or selected an epoch on.
 
-``calibration_step`` 0 spreads the origins as far apart as the series allows, at most H
-apart (non-overlapping windows): step = min(H, (o_1 − o_min) // (F − 1)), o_min the
-earliest origin whose training part still holds one window (diff + L + H + 1 points).
+``calibration_step`` 0 puts the origins a quarter of the horizon apart, closer where the
+series has no room: step = min(max(1, H // 4), (o_1 − o_min) // (F − 1)), o_min the
+earliest origin whose training part still holds one window (diff + L + H + 1 points). The
+nearest origins are the ones most like the test part: on co2, origins a whole horizon apart
+reached back into 1998–2000, whose errors (an El Niño jump in the growth rate) are several
+times the later years' (docs/forecasting.md).
 
 Letters: F origins, K models, H horizon, Q quantiles.
 """
@@ -43,7 +46,8 @@ def calibration_origins(c: ForecastConfig, n: int, owner: str = "train_forecast"
     test_start, f = n - c.horizon, c.calibration_folds
     first, least = test_start - c.horizon, earliest_origin(c)
     room = first - least
-    step = c.calibration_step or (min(c.horizon, room // (f - 1)) if f > 1 else c.horizon)
+    quarter = max(1, c.horizon // 4)
+    step = c.calibration_step or (min(quarter, room // (f - 1)) if f > 1 else quarter)
     if room < 0 or step < 1 or first - (f - 1) * step < least:
         raise ValueError(
             f"{owner}: expected a series long enough for {f} rolling calibration origins "
