@@ -24,21 +24,26 @@ using namespace grukit::loops;  // NOLINT: the shared building blocks (loops.h)
 
 constexpr double kEps = 1e-5;  // grukit.functional.LN_EPS
 
-// μ and rstd = 1 / sqrt(σ² + ε) of a row a (K), biased σ², two passes.
+// μ and rstd = 1 / sqrt(σ² + ε) of a row a (K), biased σ², in one pass over the row shifted
+// by its first value k = a_0 (the "shifted data" algorithm): with d = a − k, μ = k + mean d
+// and σ² = mean d² − (mean d)². The shift keeps mean d² within a few σ² for any offset of
+// the row (no cancellation of a large μ² as in mean a² − μ²), so the result is the two-pass
+// one up to rounding; one read of the row instead of two.
 template <typename T>
 inline void row_stats(const T* a, int64_t K, T& mu, T& rs) {
   using V = Vectorized<T>;
-  V acc(T(0));
-  vec_cols<T>(K, [&](int64_t j, int64_t c) { acc = acc + V::loadu(a + j, c); });
-  mu = hsum(acc) / T(K);
-  const V m(mu);
-  V acc2(T(0));
+  const T k = a[0];
+  const V vk(k);
+  V s(T(0)), q(T(0));
   vec_cols<T>(K, [&](int64_t j, int64_t c) {
-    V x = V::loadu(a + j, c) - m;
-    if (c < V::size()) x = V::set(V(T(0)), x, c);  // the lanes past the row's end
-    acc2 = at::vec::fmadd(x, x, acc2);
+    V d = V::loadu(a + j, c) - vk;
+    if (c < V::size()) d = V::set(V(T(0)), d, c);  // the lanes past the row's end
+    s = s + d;
+    q = at::vec::fmadd(d, d, q);
   });
-  rs = T(1) / std::sqrt(hsum(acc2) / T(K) + T(kEps));
+  const T md = hsum(s) / T(K);
+  mu = k + md;
+  rs = T(1) / std::sqrt(std::max(hsum(q) / T(K) - md * md, T(0)) + T(kEps));
 }
 
 // g (K) → LN'(g) in place: rs (g − mean g − x̂ mean(g x̂)), with Σg and Σ g x̂ given.
