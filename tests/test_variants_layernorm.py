@@ -225,6 +225,27 @@ def test_float32_matches_float64(backend: str, reset_after: bool) -> None:
         torch.testing.assert_close(g.double(), w, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_float32_rows_with_a_large_offset(reset_after: bool) -> None:
+    """Input projection rows with mean ~1e3 and σ ~3 (inputs 250–255, weights 1 + k/256:
+    the float32 projection is exact): the native row statistics (one pass, shifted by the
+    row's first value) keep float32 precision (outputs within ~6e-6 of float64), where
+    mean(a²) − μ² cancels (1e6 against σ² ~9: x̂ off by ~2e-2 on these rows). Oracle: the
+    float64 reference; tolerance 1e-4."""
+    _need_native("native")
+    m = _layer("reference", input_size=4, hidden_size=16, reset_after=reset_after)
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(1 + torch.randint(-2, 3, (48, 4)) / 256)
+    x = 250.0 + torch.randint(0, 6, (6, 3, 4)).double()
+    with torch.no_grad():
+        want = m(x)
+        m32 = m.float()
+        m32.backend = "native"
+        got = m32(x.float())
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g.double(), w, atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("backend", FAST)
 def test_inference_without_grad_matches(backend: str) -> None:
     """The no-save forward (scratch rows only) gives the same output as the reference."""
