@@ -1,14 +1,18 @@
 """The language model's book preset with each recurrent cell: validation perplexity and
 training tokens/s, one run each (``grukit.training.lm.train_lm``, as ``grukit lm train``).
 
-    gru              the preset as it is
+The base is the book preset as it was when this table was made (one layer of 512, no
+zoneout, Adam, 12 epochs: ``BASE``'s options over ``--preset book``), so that every cell,
+LSTM and minGRU included (they take no zoneout), trains the same model size and schedule.
+
+    gru              the base as it is
     layernorm-gru    grukit.LayerNormGRU
     gru + zoneout    grukit.GRU(zoneout=0.1)
     mingru           grukit.MinGRU (parallel scan)
     lstm             grukit.LSTM
 
-Every run is ``grukit lm train --preset book --cell C [--zoneout Z] --threads T`` with the
-same seed; the table gives the kept (best validation) epoch's figures and each run's
+Every run is ``grukit lm train --preset book BASE --cell C [--zoneout Z] --threads T``
+with the same seed; the table gives the kept (best validation) epoch's figures and each run's
 command. One torch thread by default, as ``grukit lm train``.
 
     .venv/bin/python benchmarks/lm_cells.py --out runs/lm-cells
@@ -29,6 +33,15 @@ from grukit.training import write_json
 from grukit.training.lm import train_lm
 from grukit.training.lm_config import CELLS, LMConfig, preset
 
+#: The base over today's book preset, and the CLI options that make it.
+BASE: dict[str, Any] = {
+    "num_layers": 1, "hidden_size": 512, "zoneout": 0.0, "optimizer": "adam",
+    "weight_decay": 0.0, "epochs": 12,
+}  # fmt: skip
+BASE_OPTIONS = (
+    "--num-layers 1 --hidden-size 512 --zoneout 0 --optimizer adam --weight-decay 0 --epochs 12"
+)
+
 #: (label, LMConfig overrides, the CLI options that make them)
 VARIANTS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("gru", {"cell": "gru"}, "--cell gru"),
@@ -48,8 +61,10 @@ def run(out: Path, epochs: int | None, threads: int) -> list[dict[str, Any]]:
         if overrides["cell"] not in CELLS or not set(overrides) <= fields:
             print(f"{label}: not a cell of this grukit's LMConfig, skipped")
             continue
-        config = dataclasses.replace(preset("book"), **overrides)
-        command = f"grukit lm train --out runs/{label.split()[0]} --preset book {options}"
+        config = dataclasses.replace(preset("book"), **{**BASE, **overrides})
+        command = (
+            f"grukit lm train --out runs/{label.split()[0]} --preset book {BASE_OPTIONS} {options}"
+        )
         if epochs is not None:
             config = dataclasses.replace(config, epochs=epochs)
             command += f" --epochs {epochs}"
