@@ -204,6 +204,18 @@ def test_native_rows_in_parallel_pieces(reset_after: bool) -> None:
 
     for g, want in zip(go(native), go(reference), strict=True):
         torch.testing.assert_close(g, want, atol=1e-10, rtol=0)
+    with torch.no_grad():  # inference: the input side of all rows first, in pieces
+        for g, want in zip(go_infer(native, spec, x, sizes, h0, w, h_mask, keep),
+                           go_infer(reference, spec, x, sizes, h0, w, h_mask, keep),
+                           strict=True):  # fmt: skip
+            torch.testing.assert_close(g, want, atol=1e-10, rtol=0)
+
+
+def go_infer(m: object, spec: CellSpec, *args: object) -> list[Tensor]:
+    """A backend's (out, h_n) without autograd (the native loops' no-save path)."""
+    x, sizes, h0, w, h_mask, keep = args
+    out, (h_n,) = m.run(spec, x, sizes, (h0,), w, noise=Noise(h_mask, keep))  # type: ignore[attr-defined]
+    return [out, h_n]
 
 
 @pytest.mark.parametrize("backend", FAST)

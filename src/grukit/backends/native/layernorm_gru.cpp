@@ -31,6 +31,7 @@
 #include "layernorm_rows.h"
 #include "loops.h"
 
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -140,6 +141,10 @@ std::vector<Tensor> ln_gru_forward(const Tensor& a_i_, const Tensor& h0, const T
     using T = scalar_t;
     const T *gi_p = gam_i.data_ptr<T>(), *bi_p = bi.data_ptr<T>();
     const T *g_p = gam.data_ptr<T>(), *b_p = b.data_ptr<T>();
+    // Inference: the input side of all S rows first, in parallel (input_rows); the loop's
+    // kernels then read gi (Ready). With save, each step normalises its own rows.
+    auto loop = [&](auto ready) {
+    constexpr bool R = decltype(ready)::value;
     for (int64_t q = 0; q < steps.T(); ++q) {
       const int64_t t = reverse ? steps.T() - 1 - q : q, n = steps.size[t], off = steps.offset[t];
       if (n == 0) continue;
@@ -157,18 +162,25 @@ std::vector<Tensor> ln_gru_forward(const Tensor& a_i_, const Tensor& h0, const T
       T* rs_t = save ? rstd.data_ptr<T>() + off * 2 : nullptr;
       T* rsi_t = save ? rstd_i.data_ptr<T>() + off : nullptr;
       if (reset_after) {
-        fwd_reset_after<T>(n, H, ai_t, gi_p, bi_p, a.data_ptr<T>(), g_p, b_p, keep_t,
+        fwd_reset_after<R, T>(n, H, ai_t, gi_p, bi_p, a.data_ptr<T>(), g_p, b_p, keep_t,
                            h.data_ptr<T>(), out_t, save ? gates.data_ptr<T>() + off * 3 * H : nullptr,
                            x_t, rs_t, rsi_t);
       } else {
         T* g = gates.data_ptr<T>() + (save ? off * 3 * H : 0);
-        fwd_rz<T>(n, H, ai_t, gi_p, bi_p, a.data_ptr<T>(), g_p, b_p, hm_p, g, rh.data_ptr<T>(),
+        fwd_rz<R, T>(n, H, ai_t, gi_p, bi_p, a.data_ptr<T>(), g_p, b_p, hm_p, g, rh.data_ptr<T>(),
                   x_t, rs_t, istat.data_ptr<T>());
         Tensor anv = an.narrow(0, 0, n);
         gemm_rh(rh.narrow(0, 0, n), anv, false);
-        fwd_n<T>(n, H, ai_t, gi_p, bi_p, istat.data_ptr<T>(), an.data_ptr<T>(), g_p, b_p, keep_t,
+        fwd_n<R, T>(n, H, ai_t, gi_p, bi_p, istat.data_ptr<T>(), an.data_ptr<T>(), g_p, b_p, keep_t,
                  h.data_ptr<T>(), out_t, g, x_t, rs_t, rsi_t);
       }
+    }
+    };
+    if (save) {
+      loop(std::false_type{});
+    } else {
+      input_rows<T>(S, H, ai.data_ptr<T>(), gi_p, bi_p);
+      loop(std::true_type{});
     }
   });
   if (!save) gates = at::empty({0, 3 * H}, opt);

@@ -92,8 +92,44 @@ inline void add_to(T* acc, const Vectorized<T>& v, int64_t c) {
 // Forward. ai (n, 3H) the raw projections, overwritten by x̂_i when xi_save; gam_i, b_i, gam, b
 // (3H,); keep (n, H) or null; gates, xhat (n, 3H) and rstd (n, 2), rstd_i (n, 1) or null.
 
-// reset_after: both normalisations, the gates and h' in one pass.
+// Inference (nothing saved): the input side of every row at once, before the serial loop,
+// gi = x̂_i γ_ih + b_ih over all S rows in place of a_i — in parallel over the rows, where
+// inside the loop it would run on one thread beside the step's GEMM. The loop's kernels then
+// read gi as it is (their Ready = true).
 template <typename T>
+void input_rows(int64_t S, int64_t H, T* ai, const T* gam_i, const T* b_i) {
+  using V = Vectorized<T>;
+  rows(S, 3 * H, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      T* a = ai + i * 3 * H;
+      T mi, ri;
+      row_stats(a, 3 * H, mi, ri);
+      const V vmi(mi), vri(ri);
+      vec_cols<T>(3 * H, [&](int64_t j, int64_t c) {
+        ((V::loadu(a + j, c) - vmi) * vri * V::loadu(gam_i + j, c) + V::loadu(b_i + j, c))
+            .store(a + j, c);
+      });
+    }
+  });
+}
+
+// The input side's gate pre-activation of row ai_i at columns [j, j + c): gi itself when
+// Ready (input_rows ran), else x̂_i γ_ih + b_ih with x̂_i = (a_i − μ_i) rstd_i, x̂_i into y.
+template <bool Ready, typename T>
+inline Vectorized<T> input_gate(const T* ai_i, const T* gam_i, const T* b_i, int64_t j,
+                                int64_t c, const Vectorized<T>& vmi, const Vectorized<T>& vri,
+                                Vectorized<T>& y) {
+  using V = Vectorized<T>;
+  if constexpr (Ready) {
+    return V::loadu(ai_i + j, c);
+  } else {
+    y = (V::loadu(ai_i + j, c) - vmi) * vri;
+    return y * V::loadu(gam_i + j, c) + V::loadu(b_i + j, c);
+  }
+}
+
+// reset_after: both normalisations, the gates and h' in one pass.
+template <bool Ready, typename T>
 void fwd_reset_after(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, const T* a,
                      const T* gam, const T* b, const T* keep, T* h, T* out, T* gates, T* xhat,
                      T* rstd, T* rstd_i) {
@@ -102,35 +138,35 @@ void fwd_reset_after(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, 
     for (int64_t i = lo; i < hi; ++i) {
       T* ai_i = ai + i * 3 * H;
       const T* a_i = a + i * 3 * H;
-      T mi, ri, mu, rs;
-      row_stats(ai_i, 3 * H, mi, ri);
+      T mi = T(0), ri = T(0), mu, rs;
+      if constexpr (!Ready) row_stats(ai_i, 3 * H, mi, ri);
       row_stats(a_i, 3 * H, mu, rs);
       const V vmi(mi), vri(ri), vmu(mu), vrs(rs);
       vec_cols<T>(H, [&](int64_t j, int64_t c) {
-        V yr = (V::loadu(ai_i + j, c) - vmi) * vri;  // x̂_i
-        V yz = (V::loadu(ai_i + H + j, c) - vmi) * vri;
-        V yn = (V::loadu(ai_i + 2 * H + j, c) - vmi) * vri;
+        V yr, yz, yn;  // x̂_i (not Ready)
+        V gr = input_gate<Ready>(ai_i, gam_i, b_i, j, c, vmi, vri, yr);
+        V gz = input_gate<Ready>(ai_i, gam_i, b_i, H + j, c, vmi, vri, yz);
+        V gn = input_gate<Ready>(ai_i, gam_i, b_i, 2 * H + j, c, vmi, vri, yn);
         V xr = (V::loadu(a_i + j, c) - vmu) * vrs;  // x̂_h
         V xz = (V::loadu(a_i + H + j, c) - vmu) * vrs;
         V xn = (V::loadu(a_i + 2 * H + j, c) - vmu) * vrs;
-        V r = vsigmoid(yr * V::loadu(gam_i + j, c) + V::loadu(b_i + j, c) +
-                       (xr * V::loadu(gam + j, c) + V::loadu(b + j, c)));
-        V z = vsigmoid(yz * V::loadu(gam_i + H + j, c) + V::loadu(b_i + H + j, c) +
-                       (xz * V::loadu(gam + H + j, c) + V::loadu(b + H + j, c)));
+        V r = vsigmoid(gr + (xr * V::loadu(gam + j, c) + V::loadu(b + j, c)));
+        V z = vsigmoid(gz + (xz * V::loadu(gam + H + j, c) + V::loadu(b + H + j, c)));
         V ghn = xn * V::loadu(gam + 2 * H + j, c) + V::loadu(b + 2 * H + j, c);
-        V nn = vtanh(yn * V::loadu(gam_i + 2 * H + j, c) + V::loadu(b_i + 2 * H + j, c) +
-                     r * ghn);
+        V nn = vtanh(gn + r * ghn);
         V hp = V::loadu(h + i * H + j, c);
         V hnew = nn + z * (hp - nn);
         if (keep) hnew = hnew + V::loadu(keep + i * H + j, c) * (hp - hnew);
         hnew.store(h + i * H + j, c);
         hnew.store(out + i * H + j, c);
-        if (gates) {
-          T* g_i = gates + i * 3 * H;
-          T* x_i = xhat + i * 3 * H;
-          r.store(g_i + j, c), z.store(g_i + H + j, c), nn.store(g_i + 2 * H + j, c);
-          xr.store(x_i + j, c), xz.store(x_i + H + j, c), xn.store(x_i + 2 * H + j, c);
-          yr.store(ai_i + j, c), yz.store(ai_i + H + j, c), yn.store(ai_i + 2 * H + j, c);
+        if constexpr (!Ready) {
+          if (gates) {
+            T* g_i = gates + i * 3 * H;
+            T* x_i = xhat + i * 3 * H;
+            r.store(g_i + j, c), z.store(g_i + H + j, c), nn.store(g_i + 2 * H + j, c);
+            xr.store(x_i + j, c), xz.store(x_i + H + j, c), xn.store(x_i + 2 * H + j, c);
+            yr.store(ai_i + j, c), yz.store(ai_i + H + j, c), yn.store(ai_i + 2 * H + j, c);
+          }
         }
       });
       if (rstd) rstd[i * 2] = rs, rstd[i * 2 + 1] = T(0), rstd_i[i] = ri;
@@ -141,7 +177,7 @@ void fwd_reset_after(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, 
 // reset_after = false, first half: r, z into gates (n, 3H) and rh = r ⊙ hm (n, H) from the
 // recurrent product a (n, 2H) normalised over 2H; the input rows' μ_i, rstd_i into istat (n, 2)
 // for fwd_n; x̂_i's r, z columns in place when saving.
-template <typename T>
+template <bool Ready, typename T>
 void fwd_rz(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, const T* a, const T* gam,
             const T* b, const T* hm, T* gates, T* rh, T* xhat, T* rstd, T* istat) {
   using V = Vectorized<T>;
@@ -149,26 +185,27 @@ void fwd_rz(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, const T* 
     for (int64_t i = lo; i < hi; ++i) {
       T* ai_i = ai + i * 3 * H;
       const T* a_i = a + i * 2 * H;
-      T mi, ri, mu, rs;
-      row_stats(ai_i, 3 * H, mi, ri);
+      T mi = T(0), ri = T(0), mu, rs;
+      if constexpr (!Ready) row_stats(ai_i, 3 * H, mi, ri);
       row_stats(a_i, 2 * H, mu, rs);
       istat[i * 2] = mi, istat[i * 2 + 1] = ri;
       const V vmi(mi), vri(ri), vmu(mu), vrs(rs);
       vec_cols<T>(H, [&](int64_t j, int64_t c) {
-        V yr = (V::loadu(ai_i + j, c) - vmi) * vri;
-        V yz = (V::loadu(ai_i + H + j, c) - vmi) * vri;
+        V yr, yz;
+        V gr = input_gate<Ready>(ai_i, gam_i, b_i, j, c, vmi, vri, yr);
+        V gz = input_gate<Ready>(ai_i, gam_i, b_i, H + j, c, vmi, vri, yz);
         V xr = (V::loadu(a_i + j, c) - vmu) * vrs;
         V xz = (V::loadu(a_i + H + j, c) - vmu) * vrs;
-        V r = vsigmoid(yr * V::loadu(gam_i + j, c) + V::loadu(b_i + j, c) +
-                       (xr * V::loadu(gam + j, c) + V::loadu(b + j, c)));
-        V z = vsigmoid(yz * V::loadu(gam_i + H + j, c) + V::loadu(b_i + H + j, c) +
-                       (xz * V::loadu(gam + H + j, c) + V::loadu(b + H + j, c)));
+        V r = vsigmoid(gr + (xr * V::loadu(gam + j, c) + V::loadu(b + j, c)));
+        V z = vsigmoid(gz + (xz * V::loadu(gam + H + j, c) + V::loadu(b + H + j, c)));
         (r * V::loadu(hm + i * H + j, c)).store(rh + i * H + j, c);
         r.store(gates + i * 3 * H + j, c);
         z.store(gates + i * 3 * H + H + j, c);
-        if (xhat) {
-          xr.store(xhat + i * 3 * H + j, c), xz.store(xhat + i * 3 * H + H + j, c);
-          yr.store(ai_i + j, c), yz.store(ai_i + H + j, c);
+        if constexpr (!Ready) {
+          if (xhat) {
+            xr.store(xhat + i * 3 * H + j, c), xz.store(xhat + i * 3 * H + H + j, c);
+            yr.store(ai_i + j, c), yz.store(ai_i + H + j, c);
+          }
         }
       });
       if (rstd) rstd[i * 2] = rs;
@@ -177,7 +214,7 @@ void fwd_rz(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, const T* 
 }
 
 // reset_after = false, second half: a_n (n, H) normalised over H, n and h'.
-template <typename T>
+template <bool Ready, typename T>
 void fwd_n(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, const T* istat, const T* a,
            const T* gam, const T* b, const T* keep, T* h, T* out, T* gates, T* xhat, T* rstd,
            T* rstd_i) {
@@ -191,10 +228,10 @@ void fwd_n(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, const T* i
       const V vmu(mu), vrs(rs), vmi(istat[i * 2]), vri(istat[i * 2 + 1]);
       T* g_i = gates + i * 3 * H;
       vec_cols<T>(H, [&](int64_t j, int64_t c) {
-        V yn = (V::loadu(ain + j, c) - vmi) * vri;
+        V yn;
+        V gn = input_gate<Ready>(ain, gam_i + 2 * H, b_i + 2 * H, j, c, vmi, vri, yn);
         V xn = (V::loadu(a_i + j, c) - vmu) * vrs;
-        V nn = vtanh(yn * V::loadu(gam_i + 2 * H + j, c) + V::loadu(b_i + 2 * H + j, c) +
-                     (xn * V::loadu(gam + 2 * H + j, c) + V::loadu(b + 2 * H + j, c)));
+        V nn = vtanh(gn + (xn * V::loadu(gam + 2 * H + j, c) + V::loadu(b + 2 * H + j, c)));
         V z = V::loadu(g_i + H + j, c);
         V hp = V::loadu(h + i * H + j, c);
         V hnew = nn + z * (hp - nn);
@@ -202,7 +239,9 @@ void fwd_n(int64_t n, int64_t H, T* ai, const T* gam_i, const T* b_i, const T* i
         nn.store(g_i + 2 * H + j, c);
         hnew.store(h + i * H + j, c);
         hnew.store(out + i * H + j, c);
-        if (xhat) xn.store(xhat + i * 3 * H + 2 * H + j, c), yn.store(ain + j, c);
+        if constexpr (!Ready) {
+          if (xhat) xn.store(xhat + i * 3 * H + 2 * H + j, c), yn.store(ain + j, c);
+        }
       });
       if (rstd) rstd[i * 2 + 1] = rs, rstd_i[i] = istat[i * 2 + 1];
     }
