@@ -98,9 +98,16 @@ def gru_onnx_model(
 
 class GRUPeer:
     """An inference peer: one unidirectional GRU layer with a torch GRU's weights, built
-    for fixed T and N (``__init__(w_ih, w_hh, b_ih, b_hh, *, seq_len, batch, threads)``),
+    for fixed T and N from the graph of ``gru_onnx_model`` (each runtime's ``load``),
     called as ``peer(x, h0)`` with float32 arrays x (T, N, I), h0 (1, N, H) → output
-    (T, N, H), h_n (1, N, H)."""
+    (T, N, H), h_n (1, N, H).
+
+    Args:
+        w_ih (3H, I), w_hh (3H, H), b_ih (3H,), b_hh (3H,): torch.nn.GRU's ``weight_ih_l0``
+            etc. (gate order r, z, n).
+        seq_len, batch: T and N of the inputs it will see (fixed shapes).
+        threads: the runtime's inference threads (match ``torch.get_num_threads()``).
+    """
 
     def __init__(
         self,
@@ -113,7 +120,11 @@ class GRUPeer:
         batch: int,
         threads: int,
     ) -> None:
-        raise NotImplementedError  # each peer builds its runtime from gru_onnx_model
+        self.load(gru_onnx_model(w_ih, w_hh, b_ih, b_hh, seq_len=seq_len, batch=batch), threads)
+
+    def load(self, model: bytes, threads: int) -> None:
+        """Build the runtime's session for the serialised ONNX ``model``."""
+        raise NotImplementedError
 
     def __call__(self, x: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

@@ -16,9 +16,8 @@ whether both import; the benchmark reports "n/a" for this peer when they do not.
 from __future__ import annotations
 
 import numpy as np
-from torch import Tensor
 
-from .onnx_graph import GRUPeer, gru_onnx_model, importable, version_of
+from .onnx_graph import GRUPeer, importable, version_of
 
 __all__ = ["OpenVINOGRU", "openvino_available", "openvino_version"]
 
@@ -34,38 +33,19 @@ def openvino_version() -> str | None:
 
 
 class OpenVINOGRU(GRUPeer):
-    """A one-layer, unidirectional GRU compiled by OpenVINO for the CPU, float32.
+    """A one-layer, unidirectional GRU compiled by OpenVINO for the CPU, float32
+    (``GRUPeer``'s arguments)."""
 
-    Args:
-        w_ih (3H, I), w_hh (3H, H), b_ih (3H,), b_hh (3H,): torch.nn.GRU's ``weight_ih_l0``
-            etc. (gate order r, z, n).
-        seq_len, batch: T and N of the inputs it will see (fixed shapes).
-        threads: OpenVINO's inference threads (match ``torch.get_num_threads()``).
-    """
-
-    def __init__(
-        self,
-        w_ih: Tensor,
-        w_hh: Tensor,
-        b_ih: Tensor,
-        b_hh: Tensor,
-        *,
-        seq_len: int,
-        batch: int,
-        threads: int,
-    ) -> None:
+    def load(self, model: bytes, threads: int) -> None:
         import openvino as ov
 
         core = ov.Core()
-        model = core.read_model(
-            gru_onnx_model(w_ih, w_hh, b_ih, b_hh, seq_len=seq_len, batch=batch)
-        )
         config = {
             "INFERENCE_NUM_THREADS": str(threads),
             "INFERENCE_PRECISION_HINT": "f32",
             "PERFORMANCE_HINT": "LATENCY",
         }
-        self.compiled = core.compile_model(model, "CPU", config)
+        self.compiled = core.compile_model(core.read_model(model), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.y, self.y_h = self.compiled.output("Y"), self.compiled.output("Y_h")
 

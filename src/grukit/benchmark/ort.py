@@ -8,7 +8,6 @@ import, and the benchmark reports "n/a" for this peer when they do not.
 from __future__ import annotations
 
 import numpy as np
-from torch import Tensor
 
 from .onnx_graph import GRUPeer, gru_onnx_model, importable, torch_to_onnx_gates, version_of
 
@@ -29,40 +28,21 @@ def ort_version() -> str | None:
 
 
 class ORTGRU(GRUPeer):
-    """A one-layer, unidirectional ONNX Runtime GRU session with a torch GRU's weights.
+    """A one-layer, unidirectional ONNX Runtime GRU session with a torch GRU's weights
+    (``GRUPeer``'s arguments; ``threads`` is ORT's intra-op thread count). ORT's idle
+    workers do not spin (SPINNING_NOTE): spinning workers steal the 2 cores from whatever
+    runs next (DESIGN.md §5)."""
 
-    Args:
-        w_ih (3H, I), w_hh (3H, H), b_ih (3H,), b_hh (3H,): torch.nn.GRU's
-            ``weight_ih_l0`` etc. (gate order r, z, n).
-        seq_len, batch: T and N of the inputs the session will see (fixed shapes).
-        threads: ORT's intra-op thread count (match ``torch.get_num_threads()``).
-        spinning: let ORT's idle workers spin; off by default, because spinning workers
-            steal the 2 cores from whatever runs next (DESIGN.md §5).
-    """
-
-    def __init__(
-        self,
-        w_ih: Tensor,
-        w_hh: Tensor,
-        b_ih: Tensor,
-        b_hh: Tensor,
-        *,
-        seq_len: int,
-        batch: int,
-        threads: int,
-        spinning: bool = False,
-    ) -> None:
+    def load(self, model: bytes, threads: int) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3  # errors only
-        model = gru_onnx_model(w_ih, w_hh, b_ih, b_hh, seq_len=seq_len, batch=batch)
         self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-        self.seq_len, self.batch, self.hidden = seq_len, batch, w_hh.shape[1]
 
     def __call__(self, x: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x (T, N, I) float32, h0 (1, N, H) float32 → output (T, N, H), h_n (1, N, H)."""
