@@ -258,6 +258,27 @@ def test_float32_rows_with_a_large_offset(reset_after: bool) -> None:
         torch.testing.assert_close(g.double(), w, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_native_propagates_nan_and_inf_as_the_reference(reset_after: bool, bad: float) -> None:
+    """One NaN or Inf input element: the native loops (no-grad path, and the saving path of
+    a training forward) give NaN exactly where the reference does and its values elsewhere
+    (1e-10, float64)."""
+    _need_native("native")
+    m = _layer("reference", input_size=3, hidden_size=5, reset_after=reset_after)
+    x = torch.randn(4, 2, 3, dtype=D64)
+    x[1, 0, 1] = bad
+    with torch.no_grad():
+        want = m(x)
+    m.backend = "native"
+    with torch.no_grad():
+        got = m(x)
+    saved = m(x.clone().requires_grad_())
+    for g, w in (*zip(got, want, strict=True), *zip(saved, want, strict=True)):
+        assert g.isnan().any() and torch.equal(g.isnan(), w.isnan())
+        torch.testing.assert_close(g.nan_to_num(0), w.nan_to_num(0), atol=1e-10, rtol=0)
+
+
 @pytest.mark.parametrize("backend", FAST)
 def test_inference_without_grad_matches(backend: str) -> None:
     """The no-save forward (scratch rows only) gives the same output as the reference."""
