@@ -233,8 +233,11 @@ def test_float32_matches_float64(backend: str, reset_after: bool) -> None:
     loss = (out * torch.randn(out.shape, generator=gen, dtype=D64).float()).sum()
     loss = loss + (h_n * torch.randn(h_n.shape, generator=gen, dtype=D64).float()).sum()
     got = [out, h_n, *torch.autograd.grad(loss, [x32, *m32.parameters()])]
+    # float32 rounding: the reference's worst element here is 0.6e-5 off float64, the
+    # fast paths' (other summation orders: whole-sequence column sums) 1.3e-5; a wrong
+    # formula is off by ~1e-1
     for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g.double(), w, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(g.double(), w, atol=3e-5, rtol=3e-5)
 
 
 @pytest.mark.parametrize("reset_after", [True, False])
