@@ -117,7 +117,7 @@ class LMConfig(TrainConfig):
 #: d2l: the GRU of d2l chapter 9.1 exactly (LMConfig's defaults, the last epoch kept).
 #: book: the whole book (last 10% held out), the lowest validation perplexity found that
 #: trains in at most 10 minutes on a 2-core CPU with ``--threads 2`` (docs/lm.md: the
-#: search; it does not beat the Kneser-Ney 7-gram: 4.215 against 4.180).
+#: search; it does not beat the Kneser-Ney 7-gram: 4.219 against 4.180).
 #: demo: a short run for ``make demo``.
 PRESETS: dict[str, LMConfig] = {
     "d2l": LMConfig(keep="last"),
