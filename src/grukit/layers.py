@@ -17,6 +17,7 @@ Shapes: T time, N batch, I input size, H hidden size, P LSTM projection size
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar, cast, overload
 
 import torch
@@ -26,7 +27,17 @@ from torch.nn.utils.rnn import PackedSequence
 from . import _autocast as autocast
 from . import _checks as check
 from ._torch_twin import TorchTwin
-from .backends import CellSpec, Noise, Weights, check_backend_name, fused, native, resolve
+from .backends import (
+    Backend,
+    CellSpec,
+    Noise,
+    Weights,
+    check_backend_name,
+    fused,
+    native,
+    resolve,
+)
+from .backends.native import both
 from .onehot import OneHot
 
 __all__ = ["RNNBase", "GRU", "RNN", "LSTM"]
@@ -421,21 +432,12 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
             first = first.dense(w0.dtype)  # (T, N, I): this backend multiplies the one-hot rows
         rows = tuple(first.indices.shape if isinstance(first, OneHot) else first.shape[:-1])
         layer_in, finals = first, []
+        D = self.num_directions
         for layer in range(self.num_layers):
-            outs = []
-            for direction in range(self.num_directions):
-                idx = layer * self.num_directions + direction
-                out, fin = mod.run(
-                    spec,
-                    layer_in,
-                    batch_sizes,
-                    tuple(s[idx] for s in states),
-                    self._weights(layer, direction),
-                    reverse=direction == 1,
-                    noise=self._noise(rows, batch, w0) if noisy else None,
-                )
-                outs.append(out)
-                finals.append(fin)
+            noises = [self._noise(rows, batch, w0) if noisy else None for _ in range(D)]
+            results = self._directions(mod, spec, layer, layer_in, batch_sizes, states, noises)
+            outs = [out for out, _ in results]
+            finals += [fin for _, fin in results]
             output = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (…, D·P)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 output = nn.functional.dropout(output, self.dropout, training=True)
@@ -452,6 +454,34 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
         if unbatched:
             return output.squeeze(1), tuple(s.squeeze(1) for s in h_n)  # (T, D·P), (D·L, ·)
         return (output.transpose(0, 1) if self.batch_first else output), h_n  # (N, T, D·P)
+
+    def _directions(
+        self,
+        mod: Backend,
+        spec: CellSpec,
+        layer: int,
+        x: Tensor | OneHot,
+        batch_sizes: Tensor | None,
+        states: State,
+        noises: list[Noise | None],
+    ) -> Sequence[tuple[Tensor, State]]:
+        """Every direction of ``layer`` on its input x: (output, final state) per direction,
+        in direction order. A bidirectional GRU layer on the native backend runs its two
+        directions at once, a thread each (``native/both.py`` says when)."""
+        D = self.num_directions
+        index = [layer * D + d for d in range(D)]  # of each direction's states and weights
+        args = [(tuple(s[i] for s in states), self._weights(layer, d)) for d, i in enumerate(index)]
+        if D == 2 and mod is native:
+            n = states[0].shape[1]
+            if both.applies(spec, x, batch_sizes, n, args[0][1].w_hh):
+                return both.run_both(
+                    spec, x, batch_sizes, (args[0][0], args[1][0]), (args[0][1], args[1][1]),
+                    (noises[0], noises[1]),
+                )  # fmt: skip
+        return [
+            mod.run(spec, x, batch_sizes, state, w, reverse=d == 1, noise=nz)
+            for d, ((state, w), nz) in enumerate(zip(args, noises, strict=True))
+        ]
 
     def _onehot_input(self, owner: str, input: OneHot) -> tuple[OneHot, bool]:  # noqa: A002
         """One-hot input as indices checked and put time-major: (OneHot (T, N), unbatched).

@@ -52,6 +52,16 @@ class Extension(Protocol):
         h_mask: Tensor | None = None, keep: Tensor | None = None, /,
     ) -> list[Tensor]: ...  # fmt: skip  # [dgi, dghn, dh0]
 
+    def gru_forward_both(
+        self, f: list[Tensor | None], b: list[Tensor | None], batch_sizes: Tensor,
+        reset_after: bool, save: bool, copy: bool, /,
+    ) -> list[list[Tensor]]: ...  # fmt: skip  # both directions' gru_forward (both.py)
+
+    def gru_backward_both(
+        self, f: list[Tensor | None], b: list[Tensor | None], batch_sizes: Tensor,
+        reset_after: bool, /,
+    ) -> list[list[Tensor]]: ...  # fmt: skip  # both directions' gru_backward (both.py)
+
     def gru_cell(
         self, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
         b_hh: Tensor | None, reset_after: bool, /,

@@ -29,6 +29,7 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include "gemm.h"
@@ -395,6 +396,60 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
   return {dgi, dghn, dh};
 }
 
+// A bidirectional layer's two directions at once: first() on one thread, second() on the
+// other (at::parallel_for over the pair; inside it every nested at::parallel_for, the
+// packed kernel's included, runs inline, and MKL runs single-threaded in the parallel
+// region). Each direction's arithmetic is the same as alone: the results are equal to two
+// separate calls. With one thread the two run one after the other. The caller's
+// thread-local state (grad mode, dispatch keys) goes with each.
+template <typename First, typename Second>
+std::vector<std::vector<Tensor>> both(const First& first, const Second& second) {
+  std::vector<Tensor> a, b;
+  const at::ThreadLocalState caller;
+  at::parallel_for(0, 2, 1, [&](int64_t lo, int64_t hi) {
+    at::ThreadLocalStateGuard guard(caller);
+    for (int64_t i = lo; i < hi; ++i) {
+      if (i == 0) a = first();
+      else b = second();
+    }
+  });
+  return {a, b};
+}
+
+using Args = std::vector<c10::optional<Tensor>>;
+
+Tensor arg(const Args& a, size_t i) {
+  TORCH_CHECK(i < a.size() && given(a[i]), "grukit native: expected a tensor at argument ", i);
+  return *a[i];
+}
+
+// gru_forward for both directions: f and b = [gi, h0, w_hh, b_hh, h_mask, keep] (None where
+// gru_forward takes None); b runs reversed. → [forward's result, backward direction's].
+std::vector<std::vector<Tensor>> gru_forward_both(const Args& f, const Args& b,
+                                                  const Tensor& batch_sizes, bool reset_after,
+                                                  bool save, bool copy_operand) {
+  TORCH_CHECK(f.size() == 6 && b.size() == 6, "grukit native gru_forward_both: expected 6 "
+              "arguments per direction, got ", f.size(), " and ", b.size());
+  auto run = [&](const Args& a, bool reverse) {
+    return gru_forward(arg(a, 0), arg(a, 1), arg(a, 2), a[3], batch_sizes, reverse, reset_after,
+                       save, copy_operand, a[4], a[5]);
+  };
+  return both([&] { return run(f, false); }, [&] { return run(b, true); });
+}
+
+// gru_backward for both directions: f and b = [dout, dh_n, gates, hn, hprev, w_hh, h_mask,
+// keep]; b ran reversed. → [forward direction's dgi, dghn, dh0; backward direction's].
+std::vector<std::vector<Tensor>> gru_backward_both(const Args& f, const Args& b,
+                                                   const Tensor& batch_sizes, bool reset_after) {
+  TORCH_CHECK(f.size() == 8 && b.size() == 8, "grukit native gru_backward_both: expected 8 "
+              "arguments per direction, got ", f.size(), " and ", b.size());
+  auto run = [&](const Args& a, bool reverse) {
+    return gru_backward(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5),
+                        batch_sizes, reverse, reset_after, a[6], a[7]);
+  };
+  return both([&] { return run(f, false); }, [&] { return run(b, true); });
+}
+
 // out[i, r] = bias[r] + Σ_j a[i, j] w[r, j] for a (n, k), w (m, k) row-major, bias (m,) or
 // null. For the streaming step: small n, where a BLAS call costs more than the arithmetic.
 
@@ -510,6 +565,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("dout"), py::arg("dh_n"), py::arg("gates"), py::arg("hn"), py::arg("hprev"),
         py::arg("w_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::arg("reset_after"),
         py::arg("h_mask") = py::none(), py::arg("keep") = py::none());
+  m.def("gru_forward_both", &gru_forward_both,
+        "both directions' forward loops at once (grukit.backends.native.both)");
+  m.def("gru_backward_both", &gru_backward_both,
+        "both directions' BPTT loops at once (grukit.backends.native.both)");
   m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
   m.def("mingru_forward", &mingru_forward, "MinGRU recurrence (grukit.backends.mingru_ops)",
         py::arg("gi"), py::arg("h0"));
