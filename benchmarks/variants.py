@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     grid = QUICK_GRID if args.quick else GRID
     timing = TimingConfig(repeats=2 if args.quick else args.repeats)
-    results = {p: measure(p, timing) for p in grid if p.T > 1}
+    results = {p: measure(p, timing) for p in grid if p.T > 1 and p.one_layer}
     print(f"threads={args.threads}, torch {torch.__version__}, backends "
           f"{grukit.available_backends()}")  # fmt: skip
     print(table(results))

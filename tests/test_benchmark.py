@@ -20,10 +20,16 @@ from grukit.cli import main
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-@pytest.mark.parametrize("T,N,I,H", [(7, 3, 5, 8), (1, 1, 4, 6)])
-def test_inference_peers_equal_torch_gru(runtime: str, T: int, N: int, I: int, H: int) -> None:
+@pytest.mark.parametrize(
+    "T,N,I,H,L,bi",
+    [(7, 3, 5, 8, 1, False), (1, 1, 4, 6, 1, False), (7, 3, 5, 8, 2, False),
+     (7, 3, 5, 8, 1, True), (6, 2, 4, 5, 3, True)],
+)  # fmt: skip
+def test_inference_peers_equal_torch_gru(
+    runtime: str, T: int, N: int, I: int, H: int, L: int, bi: bool
+) -> None:
     """ONNX Runtime and OpenVINO (the same ONNX graph, float32) give nn.GRU's outputs within
-    1e-5 (DESIGN's interop contract)."""
+    1e-5 (DESIGN's interop contract), stacked and bidirectional too."""
     pytest.importorskip("onnx")
     pytest.importorskip(runtime)
     from grukit.benchmark.openvino import OpenVINOGRU
@@ -31,8 +37,8 @@ def test_inference_peers_equal_torch_gru(runtime: str, T: int, N: int, I: int, H
 
     peer_class = ORTGRU if runtime == "onnxruntime" else OpenVINOGRU
     torch.manual_seed(0)
-    gru = torch.nn.GRU(I, H)
-    x, h0 = torch.randn(T, N, I), torch.randn(1, N, H)
+    gru = torch.nn.GRU(I, H, num_layers=L, bidirectional=bi)
+    x, h0 = torch.randn(T, N, I), torch.randn(L * (2 if bi else 1), N, H)
     peer = peer_class.from_module(gru, seq_len=T, batch=N, threads=1)
     y, y_h = peer(x.numpy(), h0.numpy())
     with torch.no_grad():
@@ -168,6 +174,23 @@ def test_contenders_share_weights_and_match_torch() -> None:
         GridPoint(0, 8, 1, 1)
 
 
+def test_stacked_bidirectional_point_compares_the_same_model() -> None:
+    """A two-layer bidirectional point: every contender runs that model on shared weights
+    (outputs within 1e-5 of nn.GRU's, (T, N, 2H)); no GEMM bound or cells there."""
+    point = GridPoint(4, 8, 3, 5, layers=2, bidirectional=True)
+    contenders, notes = build_contenders(point, threads=1)
+    names = [c.name for c in contenders]
+    assert GEMM not in names and "grukit.GRUCell" not in names and ORT in names
+    assert any("GEMM bound" in n for n in notes)
+    ref = contenders[0].output()
+    assert ref.shape == (5, 3, 16)
+    for c in contenders[1:]:
+        torch.testing.assert_close(c.output(), ref, rtol=0, atol=1e-5)
+    assert point.shape == "4, 8, 3, 5, 2 layers, bidirectional"
+    with pytest.raises(ValueError, match="layers"):
+        GridPoint(4, 8, 3, 5, layers=0)
+
+
 def test_cli_bench_quick_writes_json_and_markdown(tmp_path, capsys) -> None:
     out = tmp_path / "bench"
     code = main(
@@ -189,7 +212,8 @@ def test_cli_bench_quick_writes_json_and_markdown(tmp_path, capsys) -> None:
     result = json.loads((out / "speed.json").read_text())
     assert set(result) == {"meta", "points", "targets", "notes"}
     assert result["meta"]["threads"] == 1 and result["meta"]["repeats"] == 2
-    assert [(p["T"], p["N"]) for p in result["points"]] == [(10, 4), (1, 1)]
+    shapes = [(p["T"], p["N"], p["layers"], p["bidirectional"]) for p in result["points"]]
+    assert shapes == [(10, 4, 1, False), (1, 1, 1, False), (10, 4, 2, True)]
     row_keys = {
         "contender",
         "infer_ms",
@@ -206,7 +230,8 @@ def test_cli_bench_quick_writes_json_and_markdown(tmp_path, capsys) -> None:
     }
     for p in result["points"]:
         names = {r["contender"] for r in p["rows"]}
-        assert {BASELINE, "grukit[reference]", GEMM} <= names
+        assert {BASELINE, "grukit[reference]"} <= names
+        assert (GEMM in names) == (p["layers"] == 1 and not p["bidirectional"])
         for r in p["rows"]:
             assert set(r) == row_keys
             assert r["infer_ms"] is None or (r["infer_ms"] > 0 and math.isfinite(r["infer_ms"]))

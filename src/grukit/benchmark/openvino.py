@@ -1,13 +1,13 @@
 """OpenVINO's CPU runtime as a benchmark peer (inference only), on the ONNX graph the ONNX
-Runtime peer runs (``onnx_graph.gru_onnx_model``: one ``GRU`` node, torch's weights).
+Runtime peer runs (``onnx_graph.gru_onnx_model``: a ``GRU`` node per layer, torch's weights).
 
 OpenVINO compiles the node into one fused GRUSequence on oneDNN, a stronger inference peer
 than ONNX Runtime at batched sizes on this project's CPUs (issue 21). Compiled for the CPU
 plugin with float32 precision (``INFERENCE_PRECISION_HINT=f32``: on CPUs with bfloat16 units
 it would otherwise run in bfloat16), the latency hint and ``threads`` inference threads.
 
-Shapes: T time, N batch, I input size, H hidden size.
-    X (T, N, I), initial_h (1, N, H) → output (T, N, H), h_n (1, N, H).
+Shapes: T time, N batch, I input size, H hidden size, L layers, D directions.
+    X (T, N, I), initial_h (L·D, N, H) → output (T, N, D·H), h_n (L·D, N, H).
 
 openvino (and onnx, which writes the graph) are optional: ``openvino_available()`` says
 whether both import; the benchmark reports "n/a" for this peer when they do not.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_graph import GRUPeer, importable, version_of
+from .onnx_graph import GRUPeer, importable, sequence, version_of
 
 __all__ = ["OpenVINOGRU", "openvino_available", "openvino_version"]
 
@@ -33,7 +33,7 @@ def openvino_version() -> str | None:
 
 
 class OpenVINOGRU(GRUPeer):
-    """A one-layer, unidirectional GRU compiled by OpenVINO for the CPU, float32
+    """A GRU compiled by OpenVINO for the CPU, float32
     (``GRUPeer``'s arguments)."""
 
     def load(self, model: bytes, threads: int) -> None:
@@ -50,6 +50,6 @@ class OpenVINOGRU(GRUPeer):
         self.y, self.y_h = self.compiled.output("Y"), self.compiled.output("Y_h")
 
     def __call__(self, x: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x (T, N, I) float32, h0 (1, N, H) float32 → output (T, N, H), h_n (1, N, H)."""
+        """x (T, N, I) float32, h0 (L·D, N, H) float32 → output (T, N, D·H), h_n (L·D, N, H)."""
         result = self.request.infer({"X": x, "initial_h": h0})
-        return result[self.y][:, 0], result[self.y_h]  # (T, N, H), (1, N, H)
+        return sequence(result[self.y]), result[self.y_h]

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_graph import GRUPeer, gru_onnx_model, importable, torch_to_onnx_gates, version_of
+from .onnx_graph import (
+    GRUPeer,
+    gru_onnx_model,
+    importable,
+    sequence,
+    torch_to_onnx_gates,
+    version_of,
+)
 
 __all__ = ["ORTGRU", "gru_onnx_model", "ort_available", "ort_version", "torch_to_onnx_gates"]
 
@@ -28,7 +35,7 @@ def ort_version() -> str | None:
 
 
 class ORTGRU(GRUPeer):
-    """A one-layer, unidirectional ONNX Runtime GRU session with a torch GRU's weights
+    """An ONNX Runtime GRU session with a torch GRU's weights
     (``GRUPeer``'s arguments; ``threads`` is ORT's intra-op thread count). ORT's idle
     workers do not spin (SPINNING_NOTE): spinning workers steal the 2 cores from whatever
     runs next (DESIGN.md §5)."""
@@ -45,6 +52,6 @@ class ORTGRU(GRUPeer):
         self.session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x (T, N, I) float32, h0 (1, N, H) float32 → output (T, N, H), h_n (1, N, H)."""
+        """x (T, N, I) float32, h0 (L·D, N, H) float32 → output (T, N, D·H), h_n (L·D, N, H)."""
         y, y_h = self.session.run(None, {"X": x, "initial_h": h0})
-        return y[:, 0], y_h  # (T, N, H), (1, N, H)
+        return sequence(y), y_h

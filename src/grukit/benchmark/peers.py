@@ -48,22 +48,43 @@ GEMM = "gemm-bound"
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One benchmark configuration: input size I, hidden size H, batch N, time T."""
+    """One benchmark configuration: input size I, hidden size H, batch N, time T, and the
+    layer's stacking: ``layers`` and ``bidirectional``."""
 
     I: int
     H: int
     N: int
     T: int
+    layers: int = 1
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("I", "H", "N", "T"):
+        for name in ("I", "H", "N", "T", "layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GridPoint: expected {name} a positive int, got {value!r}")
+        if not isinstance(self.bidirectional, bool):
+            raise TypeError(f"GridPoint: expected bidirectional a bool, got {self.bidirectional!r}")
+
+    @property
+    def shape(self) -> str:
+        """ "I, H, N, T", then ", L layers" and ", bidirectional" where they apply."""
+        extra = (f", {self.layers} layers" if self.layers > 1 else "") + (
+            ", bidirectional" if self.bidirectional else ""
+        )
+        return f"{self.I}, {self.H}, {self.N}, {self.T}{extra}"
 
     @property
     def label(self) -> str:
-        return f"I={self.I} H={self.H} N={self.N} T={self.T}"
+        extra = (f" L={self.layers}" if self.layers > 1 else "") + (
+            " bidirectional" if self.bidirectional else ""
+        )
+        return f"I={self.I} H={self.H} N={self.N} T={self.T}{extra}"
+
+    @property
+    def one_layer(self) -> bool:
+        """One unidirectional layer (where the GEMM bound and the cells apply)."""
+        return self.layers == 1 and not self.bidirectional
 
     @property
     def streaming(self) -> bool:
@@ -154,17 +175,18 @@ def build_contenders(
     Returns (contenders, notes), the notes saying what was skipped and why.
     """
     I, H, N, T = point.I, point.H, point.N, point.T
+    L, D = point.layers, 2 if point.bidirectional else 1
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    ref = nn.GRU(I, H)
+    ref = nn.GRU(I, H, num_layers=L, bidirectional=point.bidirectional)
     x = torch.randn(T, N, I, generator=gen)  # (T, N, I)
-    h0 = torch.randn(1, N, H, generator=gen)  # (1, N, H)
-    g = torch.randn(T, N, H, generator=gen)  # (T, N, H) gradient of the output
+    h0 = torch.randn(L * D, N, H, generator=gen)  # (L·D, N, H)
+    g = torch.randn(T, N, D * H, generator=gen)  # (T, N, D·H) gradient of the output
     contenders = [_layer_contender(BASELINE, ref, x, h0, g)]
     notes: list[str] = []
 
     for name in backends if backends is not None else grukit.available_backends():
-        layer = grukit.GRU(I, H, backend=name)
+        layer = grukit.GRU(I, H, L, backend=name, bidirectional=point.bidirectional)
         layer.load_state_dict(ref.state_dict())
         try:
             with torch.no_grad():
@@ -174,7 +196,7 @@ def build_contenders(
             continue
         contenders.append(_layer_contender(f"grukit[{name}]", layer, x, h0, g))
 
-    if point.T == 1:
+    if point.T == 1 and point.one_layer:
         cells = {"torch.nn.GRUCell": nn.GRUCell(I, H), "grukit.GRUCell": grukit.GRUCell(I, H)}
         for name, cell in cells.items():
             cell.load_state_dict({k[:-3]: v for k, v in ref.state_dict().items()})
@@ -200,6 +222,9 @@ def build_contenders(
             )
         )
 
+    if not point.one_layer:
+        notes.append(f"{point.label}: the GEMM bound is for one unidirectional layer: n/a")
+        return contenders, notes
     h_prev = torch.randn(T, N, H, generator=gen)  # (T, N, H)
     dgi = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)
     dgh = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)

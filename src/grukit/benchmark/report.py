@@ -173,7 +173,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for p in result["points"]:
-        point = f"{p['I']}, {p['H']}, {p['N']}, {p['T']}"
+        point = p.get("shape") or f"{p['I']}, {p['H']}, {p['N']}, {p['T']}"
         for r in p["rows"]:
             lines.append(
                 f"| {point} | {r['contender']} | {_fmt(r['infer_ms'], 'ms')} "

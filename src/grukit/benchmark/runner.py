@@ -29,17 +29,23 @@ from .timing import TimingConfig, median, time_interleaved
 __all__ = ["GRID", "QUICK_GRID", "BenchConfig", "run_benchmark"]
 
 #: DESIGN.md §5: (I, H, N, T) — the d2l LM, a small series model, two large layers,
-#: and one streaming step.
+#: and one streaming step; then the d2l size stacked two deep and bidirectional (issue 21).
 GRID: tuple[GridPoint, ...] = (
     GridPoint(28, 256, 32, 35),
     GridPoint(8, 64, 32, 50),
     GridPoint(256, 512, 64, 100),
     GridPoint(512, 1024, 16, 100),
     GridPoint(64, 128, 1, 1),
+    GridPoint(28, 256, 32, 35, layers=2),
+    GridPoint(28, 256, 32, 35, bidirectional=True),
 )
 
-#: A smoke run: every code path (sequence and streaming step) at toy sizes.
-QUICK_GRID: tuple[GridPoint, ...] = (GridPoint(8, 32, 4, 10), GridPoint(8, 32, 1, 1))
+#: A smoke run: every code path (sequence, streaming step, stacked bidirectional) at toy sizes.
+QUICK_GRID: tuple[GridPoint, ...] = (
+    GridPoint(8, 32, 4, 10),
+    GridPoint(8, 32, 1, 1),
+    GridPoint(8, 32, 4, 10, layers=2, bidirectional=True),
+)
 
 #: Backends left out unless asked for: the reference backend is the readable oracle (a
 #: Python loop with autograd), not a speed contender, and at the large grid points its
@@ -251,6 +257,9 @@ def _run_point(
         "H": point.H,
         "N": point.N,
         "T": point.T,
+        "layers": point.layers,
+        "bidirectional": point.bidirectional,
+        "shape": point.shape,
         "label": point.label,
         "rows": summarize(measurements, streaming=point.T == 1),
         "max_abs_err_vs_torch": errors,
