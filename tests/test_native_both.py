@@ -144,3 +144,22 @@ def test_float32_pair_matches_torch_gru(pair_calls: list[int]) -> None:
     for a, b in zip(ga, gb, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     assert len(pair_calls) == 2
+
+
+@pytest.mark.usefixtures("two_threads")
+def test_pair_under_python_saved_tensor_hooks(pair_calls: list[int]) -> None:
+    """Python-side autograd state (saved-tensor hooks, as memory profilers and the speed
+    benchmark set) does not reach the pair's worker thread: it once waited there for the
+    GIL that the calling thread held (a hang)."""
+    m = grukit.GRU(3, 5, bidirectional=True, backend="native", dtype=D64)
+    x = torch.randn(4, 2, 3, dtype=D64, requires_grad=True)
+    saved: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out, _ = m(x)
+    out.sum().backward()
+    assert saved and pair_calls and x.grad is not None

@@ -29,7 +29,6 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
-#include <ATen/ThreadLocalState.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include "gemm.h"
@@ -400,14 +399,17 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
 // other (at::parallel_for over the pair; inside it every nested at::parallel_for, the
 // packed kernel's included, runs inline, and MKL runs single-threaded in the parallel
 // region). Each direction's arithmetic is the same as alone: the results are equal to two
-// separate calls. With one thread the two run one after the other. The caller's
-// thread-local state (grad mode, dispatch keys) goes with each.
+// separate calls. With one thread the two run one after the other. The worker takes the
+// caller's grad mode (off: the loops' out= products refuse to record autograd) and
+// nothing else of its thread-local state: copying all of it (at::ThreadLocalState) copies
+// Python saved-tensor hooks, which takes the GIL, and the calling thread held it while
+// waiting for the worker (a hang; test_pair_under_python_saved_tensor_hooks).
 template <typename First, typename Second>
 std::vector<std::vector<Tensor>> both(const First& first, const Second& second) {
   std::vector<Tensor> a, b;
-  const at::ThreadLocalState caller;
+  const bool grad = c10::GradMode::is_enabled();
   at::parallel_for(0, 2, 1, [&](int64_t lo, int64_t hi) {
-    at::ThreadLocalStateGuard guard(caller);
+    c10::AutoGradMode mode(grad);
     for (int64_t i = lo; i < hi; ++i) {
       if (i == 0) a = first();
       else b = second();
@@ -565,10 +567,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("dout"), py::arg("dh_n"), py::arg("gates"), py::arg("hn"), py::arg("hprev"),
         py::arg("w_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::arg("reset_after"),
         py::arg("h_mask") = py::none(), py::arg("keep") = py::none());
+  // The pair releases the GIL while its two threads run (nothing in them touches Python).
   m.def("gru_forward_both", &gru_forward_both,
-        "both directions' forward loops at once (grukit.backends.native.both)");
+        "both directions' forward loops at once (grukit.backends.native.both)",
+        py::call_guard<py::gil_scoped_release>());
   m.def("gru_backward_both", &gru_backward_both,
-        "both directions' BPTT loops at once (grukit.backends.native.both)");
+        "both directions' BPTT loops at once (grukit.backends.native.both)",
+        py::call_guard<py::gil_scoped_release>());
   m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
   m.def("mingru_forward", &mingru_forward, "MinGRU recurrence (grukit.backends.mingru_ops)",
         py::arg("gi"), py::arg("h0"));
