@@ -278,39 +278,48 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
     using T = scalar_t;
     for (int64_t k = 0; k < steps.T(); ++k) {
       const int64_t t = reverse ? steps.T() - 1 - k : k, n = steps.size[t], off = steps.offset[t];
-      Tensor hv = h.narrow(0, 0, n);
-      if (masked) {  // the products read h ⊙ m; the update keeps h
-        mul_rows<T>(n, H, h.data_ptr<T>(), h_mask.data_ptr<T>(), hm.data_ptr<T>());
-        hv = hm.narrow(0, 0, n);
-      }
-      Tensor ghv = gh.narrow(0, 0, n);  // (N_t, 3H) or (N_t, 2H)
-      gemm_h(hv, ghv, false);
-      const T* gi_t = gi.data_ptr<T>() + off * 3 * H;
-      T* out_t = out.data_ptr<T>() + off * H;
-      const T* keep_t = zoneout ? keep.data_ptr<T>() + off * H : nullptr;
-      if (reset_after) {
-        T* g = save ? gates.data_ptr<T>() + off * 3 * H : nullptr;
-        T* hn_t = save ? hn.data_ptr<T>() + off * H : nullptr;
-        if (zoneout) {
-          gates_reset_after<T, true>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(),
-                                     h.data_ptr<T>(), out_t, g, hn_t, keep_t);
-        } else {
-          gates_reset_after<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(),
-                               out_t, g, hn_t);
+      // Rows [lo, hi) of the step, start to end: every row's product and gates read only
+      // that row, so the threads split the rows (split_rows) and sync once per step.
+      auto step_rows = [&](int64_t, int64_t lo, int64_t hi) {
+        const int64_t m = hi - lo;
+        Tensor hv = h.narrow(0, lo, m);
+        if (masked) {  // the products read h ⊙ m; the update keeps h
+          mul_rows<T>(m, H, h.data_ptr<T>() + lo * H, h_mask.data_ptr<T>() + lo * H,
+                      hm.data_ptr<T>() + lo * H);
+          hv = hm.narrow(0, lo, m);
         }
-      } else {
-        T* g = gates.data_ptr<T>() + (save ? off * 3 * H : 0);
-        gates_rz<T>(n, H, gi_t, gh.data_ptr<T>(), b.data_ptr<T>(),
-                    masked ? hm.data_ptr<T>() : h.data_ptr<T>(), g, rh.data_ptr<T>());
-        Tensor ghnv = ghn.narrow(0, 0, n);  // (N_t, H)
-        gemm_rh(rh.narrow(0, 0, n), ghnv, false);
-        if (zoneout) {
-          gates_n<T, true>(n, H, gi_t, ghn.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t,
-                           g, keep_t);
+        Tensor ghv = gh.narrow(0, lo, m);  // (m, 3H) or (m, 2H)
+        gemm_h(hv, ghv, false);
+        const T* gi_t = gi.data_ptr<T>() + (off + lo) * 3 * H;
+        T* out_t = out.data_ptr<T>() + (off + lo) * H;
+        T* h_t = h.data_ptr<T>() + lo * H;
+        const T* keep_t = zoneout ? keep.data_ptr<T>() + (off + lo) * H : nullptr;
+        T* gh_t = gh.data_ptr<T>() + lo * gh.size(1);
+        if (reset_after) {
+          T* g = save ? gates.data_ptr<T>() + (off + lo) * 3 * H : nullptr;
+          T* hn_t = save ? hn.data_ptr<T>() + (off + lo) * H : nullptr;
+          if (zoneout) {
+            gates_reset_after<T, true>(m, H, gi_t, gh_t, b.data_ptr<T>(), h_t, out_t, g, hn_t,
+                                       keep_t);
+          } else {
+            gates_reset_after<T>(m, H, gi_t, gh_t, b.data_ptr<T>(), h_t, out_t, g, hn_t);
+          }
         } else {
-          gates_n<T>(n, H, gi_t, ghn.data_ptr<T>(), b.data_ptr<T>(), h.data_ptr<T>(), out_t, g);
+          T* g = gates.data_ptr<T>() + (save ? (off + lo) * 3 * H : lo * 3 * H);
+          T* rh_t = rh.data_ptr<T>() + lo * H;
+          gates_rz<T>(m, H, gi_t, gh_t, b.data_ptr<T>(),
+                      masked ? hm.data_ptr<T>() + lo * H : h_t, g, rh_t);
+          Tensor ghnv = ghn.narrow(0, lo, m);  // (m, H)
+          gemm_rh(rh.narrow(0, lo, m), ghnv, false);
+          T* ghn_t = ghn.data_ptr<T>() + lo * H;
+          if (zoneout) {
+            gates_n<T, true>(m, H, gi_t, ghn_t, b.data_ptr<T>(), h_t, out_t, g, keep_t);
+          } else {
+            gates_n<T>(m, H, gi_t, ghn_t, b.data_ptr<T>(), h_t, out_t, g);
+          }
         }
-      }
+      };
+      split_rows(n, w_hh.numel() * w_hh.element_size(), step_rows);
     }
   });
   return {out, gates, hn, h};
@@ -357,39 +366,52 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
     using T = scalar_t;
     for (int64_t k = steps.T() - 1; k >= 0; --k) {  // the forward pass's order, reversed
       const int64_t t = reverse ? steps.T() - 1 - k : k, n = steps.size[t], off = steps.offset[t];
-      T* dgi_t = dgi.data_ptr<T>() + off * 3 * H;
-      const T* g_t = gates.data_ptr<T>() + off * 3 * H;
-      const T* hp_t = hprev.data_ptr<T>() + off * H;
-      const T* dout_t = dout.data_ptr<T>() + off * H;
-      const T* hn_t = reset_after ? hn.data_ptr<T>() + off * H : nullptr;
-      T* dg_p = reset_after ? dg.data_ptr<T>() : nullptr;
-      T* dghn_t = reset_after ? dghn.data_ptr<T>() + off * H : nullptr;
-      if (zoneout) {
-        backward_gates<T, true>(n, H, reset_after, dout_t, dh.data_ptr<T>(), g_t, hn_t, hp_t,
-                                dgi_t, dg_p, dghn_t, keep.data_ptr<T>() + off * H);
-      } else {
-        backward_gates<T>(n, H, reset_after, dout_t, dh.data_ptr<T>(), g_t, hn_t, hp_t, dgi_t,
-                          dg_p, dghn_t);
-      }
-      // dh holds the direct path d z'; the products' terms are the gradient of h ⊙ m,
-      // accumulated into dh itself, or into dhm and then masked.
-      Tensor dhv = dh.narrow(0, 0, n);
-      Tensor dhmv = masked ? dhm.narrow(0, 0, n) : dhv;
-      if (reset_after) {
-        gemm_dh(dg.narrow(0, 0, n), dhmv, !masked);  // (N_t, 3H) (3H, H)
-      } else {
-        Tensor dgv = dgi.narrow(0, off, n);  // (N_t, 3H)
-        Tensor drhv = drh.narrow(0, 0, n);   // (N_t, H)
-        gemm_drh(dgv.narrow(1, 2 * H, H), drhv, false);
-        if (masked) {
-          backward_r<T, true>(n, H, drh.data_ptr<T>(), g_t, hp_t, dh.data_ptr<T>(), dgi_t,
-                              h_mask.data_ptr<T>(), dhm.data_ptr<T>());
+      // Rows [lo, hi) of the step (each row's gradient reads only that row: split_rows).
+      auto step_rows = [&](int64_t, int64_t lo, int64_t hi) {
+        const int64_t m = hi - lo, row = off + lo;
+        T* dgi_t = dgi.data_ptr<T>() + row * 3 * H;
+        const T* g_t = gates.data_ptr<T>() + row * 3 * H;
+        const T* hp_t = hprev.data_ptr<T>() + row * H;
+        const T* dout_t = dout.data_ptr<T>() + row * H;
+        const T* hn_t = reset_after ? hn.data_ptr<T>() + row * H : nullptr;
+        T* dg_p = reset_after ? dg.data_ptr<T>() + lo * 3 * H : nullptr;
+        T* dghn_t = reset_after ? dghn.data_ptr<T>() + row * H : nullptr;
+        T* dh_t = dh.data_ptr<T>() + lo * H;
+        if (zoneout) {
+          backward_gates<T, true>(m, H, reset_after, dout_t, dh_t, g_t, hn_t, hp_t, dgi_t, dg_p,
+                                  dghn_t, keep.data_ptr<T>() + row * H);
         } else {
-          backward_r<T>(n, H, drh.data_ptr<T>(), g_t, hp_t, dh.data_ptr<T>(), dgi_t);
+          backward_gates<T>(m, H, reset_after, dout_t, dh_t, g_t, hn_t, hp_t, dgi_t, dg_p,
+                            dghn_t);
         }
-        gemm_dh(dgv.narrow(1, 0, 2 * H), dhmv, true);
+        // dh holds the direct path d z'; the products' terms are the gradient of h ⊙ m,
+        // accumulated into dh itself, or into dhm and then masked.
+        Tensor dhv = dh.narrow(0, lo, m);
+        Tensor dhmv = masked ? dhm.narrow(0, lo, m) : dhv;
+        if (reset_after) {
+          gemm_dh(dg.narrow(0, lo, m), dhmv, !masked);  // (m, 3H) (3H, H)
+        } else {
+          Tensor dgv = dgi.narrow(0, row, m);  // (m, 3H)
+          Tensor drhv = drh.narrow(0, lo, m);  // (m, H)
+          gemm_drh(dgv.narrow(1, 2 * H, H), drhv, false);
+          T* drh_t = drh.data_ptr<T>() + lo * H;
+          if (masked) {
+            backward_r<T, true>(m, H, drh_t, g_t, hp_t, dh_t, dgi_t,
+                                h_mask.data_ptr<T>() + lo * H, dhm.data_ptr<T>() + lo * H);
+          } else {
+            backward_r<T>(m, H, drh_t, g_t, hp_t, dh_t, dgi_t);
+          }
+          gemm_dh(dgv.narrow(1, 0, 2 * H), dhmv, true);
+        }
+        if (masked) {
+          add_masked<T>(m, H, dhm.data_ptr<T>() + lo * H, h_mask.data_ptr<T>() + lo * H, dh_t);
+        }
+      };
+      if (gemm_dh.packed()) {  // two at::mm calls at once were slower than one (H = 64)
+        split_rows(n, w_hh.numel() * w_hh.element_size(), step_rows);
+      } else {
+        step_rows(0, 0, n);
       }
-      if (masked) add_masked<T>(n, H, dhm.data_ptr<T>(), h_mask.data_ptr<T>(), dh.data_ptr<T>());
     }
   });
   return {dgi, dghn, dh};

@@ -148,32 +148,41 @@ std::vector<Tensor> ln_gru_forward(const Tensor& a_i_, const Tensor& h0, const T
     for (int64_t q = 0; q < steps.T(); ++q) {
       const int64_t t = reverse ? steps.T() - 1 - q : q, n = steps.size[t], off = steps.offset[t];
       if (n == 0) continue;
-      const T* hm_p = h.data_ptr<T>();
-      if (mask.defined()) {
-        mask_rows<T>(n, H, h.data_ptr<T>(), mask.data_ptr<T>(), hm.data_ptr<T>());
-        hm_p = hm.data_ptr<T>();
-      }
-      Tensor av = a.narrow(0, 0, n);
-      gemm_h((mask.defined() ? hm : h).narrow(0, 0, n), av, false);
-      T* ai_t = ai.data_ptr<T>() + off * 3 * H;
-      T* out_t = out.data_ptr<T>() + off * H;
-      const T* keep_t = ptr_or_null<T>(keep, off * H);
-      T* x_t = save ? xhat.data_ptr<T>() + off * 3 * H : nullptr;
-      T* rs_t = save ? rstd.data_ptr<T>() + off * 2 : nullptr;
-      T* rsi_t = save ? rstd_i.data_ptr<T>() + off : nullptr;
-      if (reset_after) {
-        fwd_reset_after<R, T>(n, H, ai_t, gi_p, bi_p, a.data_ptr<T>(), g_p, b_p, keep_t,
-                           h.data_ptr<T>(), out_t, save ? gates.data_ptr<T>() + off * 3 * H : nullptr,
-                           x_t, rs_t, rsi_t);
-      } else {
-        T* g = gates.data_ptr<T>() + (save ? off * 3 * H : 0);
-        fwd_rz<R, T>(n, H, ai_t, gi_p, bi_p, a.data_ptr<T>(), g_p, b_p, hm_p, g, rh.data_ptr<T>(),
-                  x_t, rs_t, istat.data_ptr<T>());
-        Tensor anv = an.narrow(0, 0, n);
-        gemm_rh(rh.narrow(0, 0, n), anv, false);
-        fwd_n<R, T>(n, H, ai_t, gi_p, bi_p, istat.data_ptr<T>(), an.data_ptr<T>(), g_p, b_p, keep_t,
-                 h.data_ptr<T>(), out_t, g, x_t, rs_t, rsi_t);
-      }
+      // Rows [lo, hi) of the step: each row's product and normalisations read only that
+      // row, so the threads split the rows (split_rows) and sync once per step.
+      auto step_rows = [&](int64_t, int64_t lo, int64_t hi) {
+        const int64_t m = hi - lo, row = off + lo;
+        T* h_p = h.data_ptr<T>() + lo * H;
+        const T* hm_p = h_p;
+        if (mask.defined()) {
+          mask_rows<T>(m, H, h_p, mask.data_ptr<T>() + lo * H, hm.data_ptr<T>() + lo * H);
+          hm_p = hm.data_ptr<T>() + lo * H;
+        }
+        Tensor av = a.narrow(0, lo, m);
+        gemm_h((mask.defined() ? hm : h).narrow(0, lo, m), av, false);
+        T* ai_t = ai.data_ptr<T>() + row * 3 * H;
+        T* out_t = out.data_ptr<T>() + row * H;
+        T* a_p = a.data_ptr<T>() + lo * a.size(1);
+        const T* keep_t = ptr_or_null<T>(keep, row * H);
+        T* x_t = save ? xhat.data_ptr<T>() + row * 3 * H : nullptr;
+        T* rs_t = save ? rstd.data_ptr<T>() + row * 2 : nullptr;
+        T* rsi_t = save ? rstd_i.data_ptr<T>() + row : nullptr;
+        if (reset_after) {
+          fwd_reset_after<R, T>(m, H, ai_t, gi_p, bi_p, a_p, g_p, b_p, keep_t, h_p, out_t,
+                                save ? gates.data_ptr<T>() + row * 3 * H : nullptr, x_t, rs_t,
+                                rsi_t);
+        } else {
+          T* g = gates.data_ptr<T>() + (save ? row : lo) * 3 * H;
+          T* rh_p = rh.data_ptr<T>() + lo * H;
+          T* is_p = istat.data_ptr<T>() + lo * 2;
+          fwd_rz<R, T>(m, H, ai_t, gi_p, bi_p, a_p, g_p, b_p, hm_p, g, rh_p, x_t, rs_t, is_p);
+          Tensor anv = an.narrow(0, lo, m);
+          gemm_rh(rh.narrow(0, lo, m), anv, false);
+          fwd_n<R, T>(m, H, ai_t, gi_p, bi_p, is_p, an.data_ptr<T>() + lo * H, g_p, b_p, keep_t,
+                      h_p, out_t, g, x_t, rs_t, rsi_t);
+        }
+      };
+      split_rows(n, w_hh.numel() * w_hh.element_size(), step_rows);
     }
     };
     if (save) {
@@ -239,43 +248,58 @@ std::vector<Tensor> ln_gru_backward(const Tensor& dout_, const Tensor& dh_n, con
     for (int64_t q = steps.T() - 1; q >= 0; --q) {
       const int64_t t = reverse ? steps.T() - 1 - q : q, n = steps.size[t], off = steps.offset[t];
       if (n == 0) continue;
-      const T* g_t = gates.data_ptr<T>() + off * 3 * H;
-      const T* x_t = xhat.data_ptr<T>() + off * 3 * H;
-      const T* y_t = xhat_i.data_ptr<T>() + off * 3 * H;
-      const T* rs_t = rstd.data_ptr<T>() + off * 2;
-      const T* rsi_t = rstd_i.data_ptr<T>() + off;
-      const T* hp_t = hprev.data_ptr<T>() + off * H;
-      const T* dout_t = dout.data_ptr<T>() + off * H;
-      T* dai_t = dai.data_ptr<T>() + off * 3 * H;
-      T* da_t = da.data_ptr<T>() + off * 3 * H;
-      Tensor dav = da.narrow(0, off, n);  // (N_t, 3H)
-      Tensor dhv = dh.narrow(0, 0, n), dhmv = dhm.narrow(0, 0, n);
-      if (reset_after) {
-        bwd_reset_after<T>(n, H, pieces, dout_t, dh.data_ptr<T>(), g_t, y_t, rsi_t, x_t, rs_t,
-                           hp_t, ptr_or_null<T>(keep, off * H), gam_i.data_ptr<T>(),
-                           gam.data_ptr<T>(), b.data_ptr<T>(), dai_t, da_t, acc.data_ptr<T>());
-        if (mask.defined()) {
-          gemm_dh(dav, dhmv, false);  // (N_t, 3H) (3H, H)
-          add_masked<T>(n, H, dhm.data_ptr<T>(), mask.data_ptr<T>(), dh.data_ptr<T>());
+      // Rows [lo, hi) of the step, as piece k (split_rows): each row's gradient reads only
+      // that row; the gains' column sums go to piece k's accumulators (one piece inside).
+      auto step_rows = [&](int64_t k, int64_t lo, int64_t hi) {
+        const int64_t m = hi - lo, row = off + lo;
+        const bool split = m < n;
+        const int64_t inner = split ? 1 : pieces;
+        T* acc_p = acc.data_ptr<T>() + (split ? k * 4 * 3 * H : 0);
+        const T* g_t = gates.data_ptr<T>() + row * 3 * H;
+        const T* x_t = xhat.data_ptr<T>() + row * 3 * H;
+        const T* y_t = xhat_i.data_ptr<T>() + row * 3 * H;
+        const T* rs_t = rstd.data_ptr<T>() + row * 2;
+        const T* rsi_t = rstd_i.data_ptr<T>() + row;
+        const T* hp_t = hprev.data_ptr<T>() + row * H;
+        const T* dout_t = dout.data_ptr<T>() + row * H;
+        const T* keep_t = ptr_or_null<T>(keep, row * H);
+        const T* mask_p = ptr_or_null<T>(mask, lo * H);
+        T* dai_t = dai.data_ptr<T>() + row * 3 * H;
+        T* da_t = da.data_ptr<T>() + row * 3 * H;
+        T* dh_p = dh.data_ptr<T>() + lo * H;
+        T* dhm_p = dhm.data_ptr<T>() + lo * H;
+        Tensor dav = da.narrow(0, row, m);  // (m, 3H)
+        Tensor dhv = dh.narrow(0, lo, m), dhmv = dhm.narrow(0, lo, m);
+        if (reset_after) {
+          bwd_reset_after<T>(m, H, inner, dout_t, dh_p, g_t, y_t, rsi_t, x_t, rs_t, hp_t, keep_t,
+                             gam_i.data_ptr<T>(), gam.data_ptr<T>(), b.data_ptr<T>(), dai_t,
+                             da_t, acc_p);
+          if (mask.defined()) {
+            gemm_dh(dav, dhmv, false);  // (m, 3H) (3H, H)
+            add_masked<T>(m, H, dhm_p, mask_p, dh_p);
+          } else {
+            gemm_dh(dav, dhv, true);
+          }
         } else {
-          gemm_dh(dav, dhv, true);
+          T* part_p = part.data_ptr<T>() + lo * 4;
+          bwd_zn<T>(m, H, inner, dout_t, dh_p, g_t, y_t, x_t, rs_t, hp_t, keep_t,
+                    gam_i.data_ptr<T>(), gam.data_ptr<T>(), dai_t, da_t, part_p, acc_p);
+          Tensor drhv = drh.narrow(0, lo, m);
+          gemm_drh(dav.narrow(1, 2 * H, H), drhv, false);  // da_n' W_hn
+          // The gradient of hm: into dh directly without a mask (dh holds d z' already).
+          Tensor& target = mask.defined() ? dhmv : dhv;
+          if (mask.defined()) dhmv.zero_();
+          bwd_r<T>(m, H, inner, drh.data_ptr<T>() + lo * H, g_t, y_t, rsi_t, x_t, rs_t, hp_t,
+                   mask_p, gam_i.data_ptr<T>(), gam.data_ptr<T>(), part_p, target.data_ptr<T>(),
+                   dai_t, da_t, acc_p);
+          gemm_dh(dav.narrow(1, 0, 2 * H), target, true);  // + da_rz' W_rz
+          if (mask.defined()) add_masked<T>(m, H, dhm_p, mask_p, dh_p);
         }
+      };
+      if (gemm_dh.packed()) {  // as gru_backward: two at::mm calls at once were slower
+        split_rows(n, w_hh.numel() * w_hh.element_size(), step_rows);
       } else {
-        bwd_zn<T>(n, H, pieces, dout_t, dh.data_ptr<T>(), g_t, y_t, x_t, rs_t, hp_t,
-                  ptr_or_null<T>(keep, off * H), gam_i.data_ptr<T>(), gam.data_ptr<T>(), dai_t,
-                  da_t, part.data_ptr<T>(), acc.data_ptr<T>());
-        Tensor drhv = drh.narrow(0, 0, n);
-        gemm_drh(dav.narrow(1, 2 * H, H), drhv, false);  // da_n' W_hn
-        // The gradient of hm: into dh directly without a mask (dh holds d z' already).
-        Tensor& target = mask.defined() ? dhmv : dhv;
-        if (mask.defined()) dhmv.zero_();
-        bwd_r<T>(n, H, pieces, drh.data_ptr<T>(), g_t, y_t, rsi_t, x_t, rs_t, hp_t,
-                 ptr_or_null<T>(mask), gam_i.data_ptr<T>(), gam.data_ptr<T>(),
-                 part.data_ptr<T>(), target.data_ptr<T>(), dai_t, da_t, acc.data_ptr<T>());
-        gemm_dh(dav.narrow(1, 0, 2 * H), target, true);  // + da_rz' W_rz
-        if (mask.defined()) {
-          add_masked<T>(n, H, dhm.data_ptr<T>(), mask.data_ptr<T>(), dh.data_ptr<T>());
-        }
+        step_rows(0, 0, n);
       }
     }
   });

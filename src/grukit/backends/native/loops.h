@@ -89,6 +89,27 @@ inline void rows(int64_t n, int64_t H, const F& f) {
   }
 }
 
+// A step's rows [0, n), start to end (product and element-wise work), as f(piece, lo, hi):
+// split into one contiguous piece per thread when each gets enough rows (>= 8) and the
+// step's weights are small enough (<= 1 MiB) that every thread reading all of them costs
+// less than a second parallel region; otherwise f(0, 0, n) on this thread (whose product
+// may split its panels instead). Pieces < at::get_num_threads(), each on one thread, in the
+// caller's grad mode (at::mm's out= form, the float64 products, refuses to record autograd).
+template <typename F>
+inline void split_rows(int64_t n, int64_t weight_bytes, const F& f) {
+  const int64_t threads = at::get_num_threads();
+  if (threads < 2 || n < 16 || weight_bytes > (int64_t(1) << 20) || at::in_parallel_region()) {
+    f(0, 0, n);
+    return;
+  }
+  const int64_t pieces = std::min(threads, n / 8), len = (n + pieces - 1) / pieces;
+  const bool grad = c10::GradMode::is_enabled();
+  at::parallel_for(0, pieces, 1, [&](int64_t b, int64_t e) {
+    c10::AutoGradMode mode(grad);
+    for (int64_t k = b; k < e; ++k) f(k, std::min(n, k * len), std::min(n, (k + 1) * len));
+  });
+}
+
 struct Steps {
   std::vector<int64_t> size, offset;  // per time step t: N_t and first row
   explicit Steps(const Tensor& batch_sizes) {
@@ -122,6 +143,15 @@ class StepGemm {
   // Packing costs about half a step's product; narrow outputs waste a panel's columns.
   static bool packs(const Tensor& B, int64_t steps) {
     return GRUKIT_PACKED_GEMM && B.scalar_type() == at::kFloat && steps >= 4 && B.size(1) >= 128;
+  }
+
+  // Whether the product runs on the packed kernel (else at::mm).
+  bool packed() const {
+#if GRUKIT_PACKED_GEMM
+    return packed_.data != nullptr;
+#else
+    return false;
+#endif
   }
 
   void operator()(const Tensor& A, Tensor& C, bool accumulate) const {
