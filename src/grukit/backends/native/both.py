@@ -37,8 +37,9 @@ Pair = tuple[Any, Any]
 #: Both directions' W_hh together at most this many bytes. Each step of each loop reads all
 #: of its W_hh; two loops at once need both in the shared cache. Measured on a 2-core EPYC
 #: (32 MiB L3, float32, training / inference time of the pair ÷ one direction after the
-#: other): H = 64 and 256 0.75 / 0.74 and 0.83 / 0.90, H = 512 (2 × 3 MiB) 0.94 / 0.80,
-#: H = 1024 (2 × 12 MiB) 1.23 / 1.47 — there one direction at a time on both threads wins.
+#: other on both threads, the (I, N, T) of the speed grid): H = 64 0.73 / 0.75, H = 256
+#: 0.98 / 1.01, H = 512 (2 × 3 MiB) 0.89 / 0.96, H = 1024 (2 × 12 MiB) 1.23 / 1.47 — there
+#: one direction at a time on both threads wins.
 PAIR_MAX_BYTES = 8 << 20
 
 
