@@ -86,3 +86,31 @@ def test_float32_split_equals_one_thread(layer: str) -> None:
     torch.testing.assert_close(two[0], one[0], atol=0, rtol=0)
     for a, b in zip(two, one, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.usefixtures("two_threads")
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_split_steps_under_inference_mode(
+    layer: str, reset_after: bool, bidirectional: bool, dtype: torch.dtype
+) -> None:
+    """Under ``torch.inference_mode`` the worker threads write into the caller's
+    inference-mode buffers (they take the caller's inference mode: without it, at::mm's
+    out= form refused to, float64 and reset_after=False), with the results of one thread."""
+    torch.manual_seed(2)
+    kw = dict(reset_after=reset_after, bidirectional=bidirectional, dtype=dtype)
+    m = LAYERS[layer](4, 24, backend="native", **kw)  # type: ignore[arg-type]
+    x = torch.randn(5, 32, 4, dtype=dtype)
+    with torch.inference_mode():
+        out, h_n = m(x)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            want_out, want_h = m(x)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(out, want_out, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(h_n, want_h, atol=1e-6, rtol=1e-6)

@@ -422,16 +422,16 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
 // packed kernel's included, runs inline, and MKL runs single-threaded in the parallel
 // region). Each direction's arithmetic is the same as alone: the results are equal to two
 // separate calls. With one thread the two run one after the other. The worker takes the
-// caller's grad mode (off: the loops' out= products refuse to record autograd) and
-// nothing else of its thread-local state: copying all of it (at::ThreadLocalState) copies
-// Python saved-tensor hooks, which takes the GIL, and the calling thread held it while
-// waiting for the worker (a hang; test_pair_under_python_saved_tensor_hooks).
+// caller's grad and inference modes (CallerModes) and nothing else of its thread-local
+// state: copying all of it (at::ThreadLocalState) copies Python saved-tensor hooks, which
+// takes the GIL, and the calling thread held it while waiting for the worker (a hang;
+// test_pair_under_python_saved_tensor_hooks).
 template <typename First, typename Second>
 std::vector<std::vector<Tensor>> both(const First& first, const Second& second) {
   std::vector<Tensor> a, b;
-  const bool grad = c10::GradMode::is_enabled();
+  const CallerModes caller;
   at::parallel_for(0, 2, 1, [&](int64_t lo, int64_t hi) {
-    c10::AutoGradMode mode(grad);
+    const WorkerModes modes(caller);
     for (int64_t i = lo; i < hi; ++i) {
       if (i == 0) a = first();
       else b = second();

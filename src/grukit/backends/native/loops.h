@@ -6,6 +6,7 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include "gemm.h"
@@ -89,12 +90,31 @@ inline void rows(int64_t n, int64_t H, const F& f) {
   }
 }
 
+// The calling thread's autograd modes, for the loops' worker threads: grad mode (at::mm's
+// out= form refuses to record autograd) and inference mode (outside it, writing into the
+// caller's inference-mode tensors is refused). Nothing else of the thread-local state.
+struct CallerModes {
+  bool grad = c10::GradMode::is_enabled();
+  bool inference = c10::InferenceMode::is_enabled();
+};
+
+// Set on a worker thread for the duration of its work (declaration order: inference mode,
+// which also sets grad mode, then the caller's grad mode).
+class WorkerModes {
+ public:
+  explicit WorkerModes(const CallerModes& c) : inference_(c.inference), grad_(c.grad) {}
+
+ private:
+  c10::InferenceMode inference_;
+  c10::AutoGradMode grad_;
+};
+
 // A step's rows [0, n), start to end (product and element-wise work), as f(piece, lo, hi):
 // split into one contiguous piece per thread when each gets enough rows (>= 8) and the
 // step's weights are small enough (<= 1 MiB) that every thread reading all of them costs
 // less than a second parallel region; otherwise f(0, 0, n) on this thread (whose product
 // may split its panels instead). Pieces < at::get_num_threads(), each on one thread, in the
-// caller's grad mode (at::mm's out= form, the float64 products, refuses to record autograd).
+// caller's autograd modes (CallerModes).
 template <typename F>
 inline void split_rows(int64_t n, int64_t weight_bytes, const F& f) {
   const int64_t threads = at::get_num_threads();
@@ -103,9 +123,9 @@ inline void split_rows(int64_t n, int64_t weight_bytes, const F& f) {
     return;
   }
   const int64_t pieces = std::min(threads, n / 8), len = (n + pieces - 1) / pieces;
-  const bool grad = c10::GradMode::is_enabled();
+  const CallerModes caller;
   at::parallel_for(0, pieces, 1, [&](int64_t b, int64_t e) {
-    c10::AutoGradMode mode(grad);
+    const WorkerModes modes(caller);
     for (int64_t k = b; k < e; ++k) f(k, std::min(n, k * len), std::min(n, (k + 1) * len));
   });
 }
