@@ -57,3 +57,13 @@ def one_thread() -> Iterator[None]:
 def _seed() -> None:
     """Every test starts from the same global torch seed."""
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """Two torch threads for the test (the native loops' row split and bidirectional pair
+    need at least two), the count restored after it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)

@@ -5,8 +5,6 @@ backward), float32 within 1e-5 of ``torch.nn.GRU``. The pair path is checked to 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -17,14 +15,6 @@ from grukit.backends.native import both
 pytestmark = pytest.mark.usefixtures("native_kernel")  # skips where it is unavailable
 
 D64 = torch.float64
-
-
-@pytest.fixture
-def two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ gradient within 1e-10 of the reference loop; float32 at the packed kernel's size
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -18,14 +16,6 @@ pytestmark = pytest.mark.usefixtures("native_kernel")  # skips where it is unava
 
 D64 = torch.float64
 LAYERS = {"gru": grukit.GRU, "layernorm-gru": grukit.LayerNormGRU}
-
-
-@pytest.fixture
-def two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(m: torch.nn.Module, x: torch.Tensor, h0: torch.Tensor, lengths: list[int] | None):

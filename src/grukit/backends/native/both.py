@@ -108,34 +108,20 @@ class BothFunction(torch.autograd.Function):
         douts, dhns = (grads[0], grads[2]), (grads[1], grads[3])
         need = ctx.needs_input_grad
         needs = tuple((need[0], need[1 + d], *need[3 + 4 * d : 7 + 4 * d]) for d in (0, 1))
+
+        def common(d: int) -> tuple[Tensor, Tensor, Tensor, bool, bool, tuple[bool, ...]]:
+            """dout, dh_n, batch sizes, reverse, reset_after, needs of direction d."""
+            return douts[d], dhns[d], sizes, d == 1, reset_after, needs[d]
+
         if torch.is_grad_enabled():  # create_graph: differentiable gradients, per direction
-            per = [
-                fused.differentiable_grads(
-                    (x, h0[d], *ws[d]),
-                    douts[d],
-                    dhns[d],
-                    sizes,
-                    d == 1,
-                    reset_after,
-                    needs[d],
-                    None if masks[d] == (None, None) else Noise(*masks[d]),
-                )  # fmt: skip
-                for d in (0, 1)
-            ]
+            noise = [None if m == (None, None) else Noise(*m) for m in masks]
+            inputs = [(x, h0[d], *ws[d]) for d in (0, 1)]
+            per = [fused.differentiable_grads(inputs[d], *common(d), noise[d]) for d in (0, 1)]
         else:
             loops = _backward_loops(douts, dhns, saved, h0, ws, masks, sizes, reset_after)
+            rows = [(x, h0[d], *ws[d][:3], *saved[d]) for d in (0, 1)]  # backward_rows' saved
             per = [
-                fused.backward_rows(
-                    lambda *_, d=d: loops[d],  # the loops' results, computed above
-                    (x, h0[d], *ws[d][:3], *saved[d]),
-                    douts[d],
-                    dhns[d],
-                    sizes,
-                    d == 1,
-                    reset_after,
-                    needs[d],
-                    masks[d][0],
-                )  # fmt: skip
+                fused.backward_rows(lambda *_, d=d: loops[d], rows[d], *common(d), masks[d][0])
                 for d in (0, 1)
             ]
         (dx_f, dh0_f, *dw_f), (dx_b, dh0_b, *dw_b) = per
