@@ -108,15 +108,24 @@ def test_double_backward_through_the_pair(pair_calls: list[int]) -> None:
     assert pair_calls
 
 
-def test_one_thread_runs_the_directions_one_after_the_other(pair_calls: list[int]) -> None:
+@pytest.mark.parametrize("threads", [1, 4])
+def test_other_thread_counts_run_the_directions_one_after_the_other(
+    pair_calls: list[int], threads: int
+) -> None:
+    """One thread has no second one; with four, one direction at a time splits its rows
+    over all of them, where the pair would leave two idle."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
-        m = grukit.GRU(3, 5, bidirectional=True, backend="native")
-        m(torch.randn(4, 2, 3))
+        m = grukit.GRU(3, 5, bidirectional=True, backend="native", dtype=D64)
+        x = torch.randn(4, 2, 3, dtype=D64)
+        got = m(x)[0]
     finally:
         torch.set_num_threads(before)
     assert not pair_calls
+    ref = grukit.GRU(3, 5, bidirectional=True, backend="reference", dtype=D64)
+    ref.load_state_dict(m.state_dict())
+    torch.testing.assert_close(got, ref(x)[0], atol=1e-10, rtol=0)
 
 
 @pytest.mark.usefixtures("two_threads")

@@ -14,7 +14,7 @@ the results equal two separate calls. Shapes (S rows, N batch, I input, H hidden
               ``fused.backward_rows``'s GEMMs;  dx = dx_f + dx_b
 
 Used by ``grukit.layers`` for a bidirectional GRU layer on the native backend when torch has
-two or more threads and nothing traces the call (traced calls run ``grukit::gru`` per
+two threads (``PAIR_THREADS``) and nothing traces the call (traced calls run ``grukit::gru`` per
 direction). Double backward goes through ``fused.differentiable_grads`` per direction.
 """
 
@@ -42,14 +42,22 @@ Pair = tuple[Any, Any]
 #: one direction at a time on both threads wins.
 PAIR_MAX_BYTES = 8 << 20
 
+#: The thread count the pair runs at. Each direction's loop gets one thread (the loops'
+#: own row split runs inline inside the pair), so with more threads one direction after
+#: the other, each splitting its rows over all of them, keeps every thread busy; the pair
+#: was measured, and wins, at two.
+PAIR_THREADS = 2
+
 
 def applies(
     spec: CellSpec, x: Tensor | OneHot, batch_sizes: Tensor | None, n: int, w_hh: Tensor
 ) -> bool:
-    """Whether ``run_both`` takes this layer: a GRU, CPU float32/float64 (or one-hot), at
-    least two threads, a non-empty batch and sequence, nothing tracing, and both
+    """Whether ``run_both`` takes this layer: a GRU, CPU float32/float64 (or one-hot),
+    ``PAIR_THREADS`` torch threads, a non-empty batch and sequence, nothing tracing, and both
     directions' W_hh (3H, H) within ``PAIR_MAX_BYTES``."""
-    if fused.traced() or spec.kind != "gru" or n == 0 or torch.get_num_threads() < 2:
+    if fused.traced() or spec.kind != "gru" or n == 0:
+        return False
+    if torch.get_num_threads() != PAIR_THREADS:
         return False
     if 2 * w_hh.numel() * w_hh.element_size() > PAIR_MAX_BYTES:
         return False
