@@ -319,7 +319,7 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
           }
         }
       };
-      split_rows(n, w_hh.numel() * w_hh.element_size(), step_rows);
+      split_rows(n, w_hh.nbytes(), step_rows);
     }
   });
   return {out, gates, hn, h};
@@ -408,7 +408,7 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
         }
       };
       if (gemm_dh.packed()) {  // two at::mm calls at once were slower than one (H = 64)
-        split_rows(n, w_hh.numel() * w_hh.element_size(), step_rows);
+        split_rows(n, w_hh.nbytes(), step_rows);
       } else {
         step_rows(0, 0, n);
       }
@@ -418,24 +418,16 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
 }
 
 // A bidirectional layer's two directions at once: first() on one thread, second() on the
-// other (at::parallel_for over the pair; inside it every nested at::parallel_for, the
-// packed kernel's included, runs inline, and MKL runs single-threaded in the parallel
-// region). Each direction's arithmetic is the same as alone: the results are equal to two
-// separate calls. With one thread the two run one after the other. The worker takes the
-// caller's grad and inference modes (CallerModes) and nothing else of its thread-local
-// state: copying all of it (at::ThreadLocalState) copies Python saved-tensor hooks, which
-// takes the GIL, and the calling thread held it while waiting for the worker (a hang;
-// test_pair_under_python_saved_tensor_hooks).
+// other (on_threads over the pair; inside it every nested at::parallel_for, the packed
+// kernel's and split_rows' included, runs inline, and MKL runs single-threaded in the
+// parallel region). Each direction's arithmetic is the same as alone: the results are
+// equal to two separate calls. With one thread the two run one after the other.
 template <typename First, typename Second>
 std::vector<std::vector<Tensor>> both(const First& first, const Second& second) {
   std::vector<Tensor> a, b;
-  const CallerModes caller;
-  at::parallel_for(0, 2, 1, [&](int64_t lo, int64_t hi) {
-    const WorkerModes modes(caller);
-    for (int64_t i = lo; i < hi; ++i) {
-      if (i == 0) a = first();
-      else b = second();
-    }
+  on_threads(2, [&](int64_t k) {
+    if (k == 0) a = first();
+    else b = second();
   });
   return {a, b};
 }

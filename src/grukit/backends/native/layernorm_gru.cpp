@@ -182,7 +182,7 @@ std::vector<Tensor> ln_gru_forward(const Tensor& a_i_, const Tensor& h0, const T
                       h_p, out_t, g, x_t, rs_t, rsi_t);
         }
       };
-      split_rows(n, w_hh.numel() * w_hh.element_size(), step_rows);
+      split_rows(n, w_hh.nbytes(), step_rows);
     }
     };
     if (save) {
@@ -297,7 +297,7 @@ std::vector<Tensor> ln_gru_backward(const Tensor& dout_, const Tensor& dh_n, con
         }
       };
       if (gemm_dh.packed()) {  // as gru_backward: two at::mm calls at once were slower
-        split_rows(n, w_hh.numel() * w_hh.element_size(), step_rows);
+        split_rows(n, w_hh.nbytes(), step_rows);
       } else {
         step_rows(0, 0, n);
       }

@@ -92,7 +92,10 @@ inline void rows(int64_t n, int64_t H, const F& f) {
 
 // The calling thread's autograd modes, for the loops' worker threads: grad mode (at::mm's
 // out= form refuses to record autograd) and inference mode (outside it, writing into the
-// caller's inference-mode tensors is refused). Nothing else of the thread-local state.
+// caller's inference-mode tensors is refused). Nothing else of the thread-local state:
+// copying all of it (at::ThreadLocalState) copies Python saved-tensor hooks, which takes
+// the GIL, and the calling thread holds it while it waits for the workers (a hang;
+// test_pair_under_python_saved_tensor_hooks).
 struct CallerModes {
   bool grad = c10::GradMode::is_enabled();
   bool inference = c10::InferenceMode::is_enabled();
@@ -109,12 +112,24 @@ class WorkerModes {
   c10::AutoGradMode grad_;
 };
 
+// f(k) for every piece k in [0, pieces), one piece per thread (at::parallel_for with a
+// grain of one: inline on this thread where there is one thread or already a parallel
+// region), each in the caller's autograd modes. The loops' threads all start here.
+template <typename F>
+inline void on_threads(int64_t pieces, const F& f) {
+  const CallerModes caller;
+  at::parallel_for(0, pieces, 1, [&](int64_t b, int64_t e) {
+    const WorkerModes modes(caller);
+    for (int64_t k = b; k < e; ++k) f(k);
+  });
+}
+
 // A step's rows [0, n), start to end (product and element-wise work), as f(piece, lo, hi):
 // split into one contiguous piece per thread when each gets enough rows (>= 8) and the
 // step's weights are small enough (<= 1 MiB) that every thread reading all of them costs
 // less than a second parallel region; otherwise f(0, 0, n) on this thread (whose product
-// may split its panels instead). Pieces < at::get_num_threads(), each on one thread, in the
-// caller's autograd modes (CallerModes).
+// may split its panels instead). Pieces < at::get_num_threads(), each on one thread
+// (on_threads).
 template <typename F>
 inline void split_rows(int64_t n, int64_t weight_bytes, const F& f) {
   const int64_t threads = at::get_num_threads();
@@ -123,10 +138,8 @@ inline void split_rows(int64_t n, int64_t weight_bytes, const F& f) {
     return;
   }
   const int64_t pieces = std::min(threads, n / 8), len = (n + pieces - 1) / pieces;
-  const CallerModes caller;
-  at::parallel_for(0, pieces, 1, [&](int64_t b, int64_t e) {
-    const WorkerModes modes(caller);
-    for (int64_t k = b; k < e; ++k) f(k, std::min(n, k * len), std::min(n, (k + 1) * len));
+  on_threads(pieces, [&](int64_t k) {
+    f(k, std::min(n, k * len), std::min(n, (k + 1) * len));
   });
 }
 
