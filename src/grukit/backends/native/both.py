@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ...onehot import OneHot, projection
 from .. import fused
+from ..fused import _contiguous  # None stays None
 from ..spec import CellSpec, Noise, State, Weights
 
 __all__ = ["BothFunction", "applies", "run_both"]
@@ -84,10 +85,6 @@ def forward_both(
     copy = fused.copies_operand(w[0].w_hh, S)
     f, b = extension().gru_forward_both(args[0], args[1], sizes, reset_after, save, copy)
     return tuple(f[i] for i in (0, 3, 1, 2)), tuple(b[i] for i in (0, 3, 1, 2))
-
-
-def _contiguous(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.contiguous()
 
 
 class BothFunction(torch.autograd.Function):
