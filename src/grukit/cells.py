@@ -163,11 +163,9 @@ class GRUCell(RNNCellBase[Tensor]):
         self.backend = check_backend_name(type(self).__name__, backend)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002
-        p = self._parameters  # one dict read instead of four Module.__getattr__ calls
-        w = (p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"])
-        args = self._streaming_args(input, hx, w)  # the checks below, cheaply, for the common case
-        if args is not None:
-            return native.gru_cell(*args, reset_after=self.reset_after)  # (N, H)
+        out = self._streaming_step(input, hx)  # the common inference call, cheaply
+        if out is not None:
+            return out  # (N, H)
         if autocast.enabled(self.weight_ih):
             return autocast.run(self._forward, self.weight_ih, input, hx)
         return self._forward(input, hx)
@@ -197,46 +195,33 @@ class GRUCell(RNNCellBase[Tensor]):
             )[1]  # h_n (N, H): the one step's output
         return out.squeeze(0) if unbatched else out
 
-    def _streaming_args(
-        self, x: object, h: object, weights: tuple[Tensor | None, ...]
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None] | None:
-        """(x, h, *weights) when this call is a batched CPU inference step for the native
-        kernel with inputs that pass every check of ``forward``: x (N, I) and h (N, H) like
-        the weights; else None."""
-        w_ih, w_hh, b_ih, b_hh = weights
-        if type(x) is not Tensor or type(h) is not Tensor or type(w_ih) is not nn.Parameter:
+    def _streaming_step(self, x: object, h: object) -> Tensor | None:
+        """``forward`` of a batched CPU inference step, x (N, I) and h (N, H), as one native
+        call (``native.gru_cell``). None (``forward`` runs in full) for anything else:
+        autograd, autocast, tracing, or any input the kernel refuses (its own shape, dtype
+        and device checks raise; ``forward`` then gives the proper error)."""
+        if type(x) is not Tensor or type(h) is not Tensor or x.dim() != 2 or not x.is_cpu:
             return None
-        if type(w_hh) is not nn.Parameter:
+        if self.backend not in ("auto", "native") or x.shape[1] != self.input_size:
             return None
-        shapes, dtype = self._param_shapes, w_ih.dtype
-        if self.bias:  # both biases parameters of (3H,), as built
-            if type(b_ih) is not nn.Parameter or type(b_hh) is not nn.Parameter:
-                return None
-            if b_ih.shape != shapes["bias_ih"] or b_hh.shape != shapes["bias_ih"]:
-                return None
-            if b_ih.dtype != dtype or b_hh.dtype != dtype:
-                return None
-        # (the biases' and W_hh's devices are checked again by the kernel: a RuntimeError)
-        device = x.device
-        streaming = (
-            self.backend in ("auto", "native")
-            and x.dim() == 2
-            and x.shape[1] == self.input_size
-            and h.shape == (x.shape[0], self.hidden_size)
-            and w_ih.shape == shapes["weight_ih"]
-            and w_hh.shape == shapes["weight_hh"]
-            and x.dtype == dtype == h.dtype == w_hh.dtype
-            and dtype in (torch.float32, torch.float64)
-            and device.type == "cpu"
-            and device == w_ih.device == h.device
-            and not (
-                torch.is_grad_enabled()
-                and any(t is not None and t.requires_grad for t in (x, h, *weights))
-            )
-            and native.available()
-            and not fused.traced()
-        )
-        return (x, h, w_ih, w_hh, b_ih, b_hh) if streaming else None
+        p = self._parameters  # one dict read instead of four Module.__getattr__ calls
+        w_ih, w_hh, b_ih, b_hh = p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"]
+        if w_ih is None or w_hh is None or (self.bias and (b_ih is None or b_hh is None)):
+            return None
+        if w_ih.shape != self._param_shapes["weight_ih"] or h.shape[-1] != self.hidden_size:
+            return None  # a replaced weight, or a state of another size: the full checks
+        if torch.is_grad_enabled() and (
+            x.requires_grad
+            or h.requires_grad
+            or any(t is not None and t.requires_grad for t in (w_ih, w_hh, b_ih, b_hh))
+        ):
+            return None
+        if torch.is_autocast_enabled("cpu") or fused.traced() or not native.available():
+            return None
+        try:  # the kernel checks every shape, dtype and device against x and h
+            return native.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh, reset_after=self.reset_after)
+        except RuntimeError:
+            return None
 
     def _kernel(self, x: Tensor) -> fused.Loops | None:
         """The fused loops this step runs through, or None for ``functional.gru_cell``

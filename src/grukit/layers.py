@@ -320,8 +320,8 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
 
     def _streaming_step(self, x: object, hx: object) -> tuple[Tensor, Tensor] | None:
         """``forward`` of a one-step batched GRU call in CPU inference — what a generation
-        loop does, ``GRU(x_t, h)`` with x_t (1, N, I) or (N, 1, I) batch_first — as
-        the native cell kernel per layer and direction (``native.gru_cell``), so the layer
+        loop does, ``GRU(x_t, h)`` with x_t (1, N, I) or (N, 1, I) batch_first — as one
+        native call for every layer and direction (``native.gru_step``), so the layer
         costs about what ``GRUCell`` costs. None (``forward`` runs in full) for anything
         else: autograd, autocast, tracing, noise, dropout between layers, or any input the
         kernel refuses (its own shape, dtype and device checks raise; ``forward`` then
@@ -343,36 +343,18 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
             return None
         if torch.is_autocast_enabled("cpu") or fused.traced() or not native.available():
             return None
-        if hx is None:
-            N = x.shape[0 if self.batch_first else 1]
-            h0 = x.new_zeros(self.num_layers * self.num_directions, N, self.hidden_size)
-        elif type(hx) is Tensor:
-            h0 = hx  # (L·D, N, H): the kernel checks the shape
-        else:
+        if hx is not None and type(hx) is not Tensor:
             return None
-        D = self.num_directions
-        layer_in, finals = x.reshape(-1, self.input_size), []  # (N, I)
+        weights = [params[n] for names in self._all_weights for n in names]
         try:
-            for layer in range(self.num_layers):
-                outs = []
-                for direction in range(D):
-                    names = self._all_weights[layer * D + direction]  # w_ih, w_hh[, b_ih, b_hh]
-                    w_ih, w_hh = params[names[0]], params[names[1]]
-                    b_ih, b_hh = (params[names[2]], params[names[3]]) if self.bias else (None, None)
-                    assert w_ih is not None and w_hh is not None
-                    outs.append(
-                        native.gru_cell(
-                            layer_in, h0[layer * D + direction], w_ih, w_hh, b_ih, b_hh,
-                            reset_after=self.reset_after,
-                        )
-                    )  # (N, H)  # fmt: skip
-                finals += outs
-                layer_in = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (N, D·H)
-        except RuntimeError:  # the kernel's checks: shapes, dtypes or devices that don't match
+            return native.gru_step(
+                x, hx, weights,  # type: ignore[arg-type]  # Parameters, checked by the kernel
+                hidden_size=self.hidden_size, num_layers=self.num_layers,
+                bidirectional=self.bidirectional, bias=self.bias,
+                reset_after=self.reset_after, batch_first=self.batch_first,
+            )  # (1, N, D·H) or (N, 1, D·H), (L·D, N, H)  # fmt: skip
+        except (RuntimeError, TypeError):  # the kernel's checks, or a parameter set to None
             return None
-        output = layer_in.unsqueeze(1 if self.batch_first else 0)  # (1, N, D·H) or (N, 1, D·H)
-        h_n = finals[0].unsqueeze(0) if len(finals) == 1 else torch.stack(finals)  # (D·L, N, H)
-        return output, h_n
 
     def _forward(
         self,

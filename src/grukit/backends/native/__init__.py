@@ -30,6 +30,7 @@ __all__ = [
     "available",
     "extension",
     "gru_cell",
+    "gru_step",
     "name",
     "NativeLoops",
     "run",
@@ -66,6 +67,12 @@ class Extension(Protocol):
         self, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
         b_hh: Tensor | None, reset_after: bool, /,
     ) -> Tensor: ...  # fmt: skip
+
+    def gru_step(
+        self, x: Tensor, h0: Tensor | None, weights: list[Tensor], hidden_size: int,
+        num_layers: int, bidirectional: bool, bias: bool, reset_after: bool,
+        batch_first: bool, /,
+    ) -> tuple[Tensor, Tensor]: ...  # fmt: skip  # (output, h_n) (step.cpp)
 
     def mingru_forward(self, gi: Tensor, h0: Tensor, /) -> Tensor: ...  # out (mingru.cpp)
 
@@ -163,3 +170,28 @@ def gru_cell(
     Same function as ``grukit.functional.gru_cell``; the caller validates shapes.
     """
     return extension().gru_cell(x, h, w_ih, w_hh, b_ih, b_hh, reset_after)
+
+
+def gru_step(
+    x: Tensor,
+    h0: Tensor | None,
+    weights: list[Tensor],
+    *,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    bias: bool,
+    reset_after: bool,
+    batch_first: bool,
+) -> tuple[Tensor, Tensor]:
+    """A GRU layer's one-step call in one C++ call, every layer and direction, no autograd:
+    x (1, N, I), or (N, 1, I) batch_first; h0 (L·D, N, H) or None (zeros); ``weights`` per
+    layer and direction ``[w_ih, w_hh(, b_ih, b_hh)]`` (torch.nn.GRU's ``_all_weights``
+    order and shapes) → (output (1, N, D·H) or (N, 1, D·H), h_n (L·D, N, H)), new tensors.
+
+    Each step is ``grukit.functional.gru_cell``; RuntimeError for shapes, dtypes or devices
+    that don't match (the caller validates for its users' errors).
+    """
+    return extension().gru_step(
+        x, h0, weights, hidden_size, num_layers, bidirectional, bias, reset_after, batch_first
+    )

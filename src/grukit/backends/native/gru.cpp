@@ -32,6 +32,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include "gemm.h"
+#include "gru_gates.h"
 #include "loops.h"
 
 #include <type_traits>
@@ -42,92 +43,8 @@ namespace {
 using at::Tensor;
 using at::vec::Vectorized;
 using namespace grukit::loops;  // NOLINT: the shared building blocks (loops.h)
+using namespace grukit::gates;  // NOLINT: the forward gates (gru_gates.h)
 
-
-// Pointers below are row 0 of the step's rows; b is b_hh (3H,) (zeros without bias).
-
-// reset_after: r, z, n and h' from gi (n, 3H) and gh = h W_hhᵀ (n, 3H) in one pass.
-// Zoneout (keep, n rows of H, or unused): z' = z + k (1 − z) in h'; gates keep z.
-template <typename T, bool Zoneout = false>
-void gates_reset_after(int64_t n, int64_t H, const T* gi, const T* gh, const T* b, T* h, T* out,
-                       T* gates, T* hn_save, const T* keep = nullptr) {
-  using V = Vectorized<T>;
-  rows(n, H, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const T* gi_i = gi + i * 3 * H;
-      const T* gh_i = gh + i * 3 * H;
-      T* h_i = h + i * H;
-      T* out_i = out + i * H;
-      vec_cols<T>(H, [&](int64_t j, int64_t c) {
-        V r = vsigmoid(V::loadu(gi_i + j, c) + (V::loadu(gh_i + j, c) + V::loadu(b + j, c)));
-        V z = vsigmoid(V::loadu(gi_i + H + j, c) +
-                       (V::loadu(gh_i + H + j, c) + V::loadu(b + H + j, c)));
-        V hn = V::loadu(gh_i + 2 * H + j, c) + V::loadu(b + 2 * H + j, c);
-        V nn = vtanh(V::loadu(gi_i + 2 * H + j, c) + r * hn);
-        V hp = V::loadu(h_i + j, c);
-        V zu = z;  // the update's weight on h: z, or z' with zoneout
-        if constexpr (Zoneout) zu = z + V::loadu(keep + i * H + j, c) * (V(T(1)) - z);
-        V hnew = nn + zu * (hp - nn);
-        hnew.store(h_i + j, c);
-        hnew.store(out_i + j, c);
-        if (gates) {
-          T* g_i = gates + i * 3 * H;
-          r.store(g_i + j, c);
-          z.store(g_i + H + j, c);
-          nn.store(g_i + 2 * H + j, c);
-          hn.store(hn_save + i * H + j, c);
-        }
-      });
-    }
-  });
-}
-
-// reset_after = false, first half: r, z into gates (n, 3H) and r ⊙ h into rh (n, H),
-// from gh = h [W_hr; W_hz]ᵀ (n, 2H).
-template <typename T>
-void gates_rz(int64_t n, int64_t H, const T* gi, const T* gh, const T* b, const T* h, T* gates,
-              T* rh) {
-  using V = Vectorized<T>;
-  rows(n, H, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const T* gi_i = gi + i * 3 * H;
-      const T* gh_i = gh + i * 2 * H;
-      T* g_i = gates + i * 3 * H;
-      vec_cols<T>(H, [&](int64_t j, int64_t c) {
-        V r = vsigmoid(V::loadu(gi_i + j, c) + (V::loadu(gh_i + j, c) + V::loadu(b + j, c)));
-        V z = vsigmoid(V::loadu(gi_i + H + j, c) +
-                       (V::loadu(gh_i + H + j, c) + V::loadu(b + H + j, c)));
-        (r * V::loadu(h + i * H + j, c)).store(rh + i * H + j, c);
-        r.store(g_i + j, c);
-        z.store(g_i + H + j, c);
-      });
-    }
-  });
-}
-
-// reset_after = false, second half: n = tanh(gi_n + ghn + b_hn) and h', ghn = (r ⊙ h) W_hnᵀ.
-template <typename T, bool Zoneout = false>
-void gates_n(int64_t n, int64_t H, const T* gi, const T* ghn, const T* b, T* h, T* out,
-             T* gates, const T* keep = nullptr) {
-  using V = Vectorized<T>;
-  rows(n, H, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      T* g_i = gates + i * 3 * H;
-      vec_cols<T>(H, [&](int64_t j, int64_t c) {
-        V a = V::loadu(gi + i * 3 * H + 2 * H + j, c) +
-              (V::loadu(ghn + i * H + j, c) + V::loadu(b + 2 * H + j, c));
-        V nn = vtanh(a);
-        V z = V::loadu(g_i + H + j, c);
-        if constexpr (Zoneout) z = z + V::loadu(keep + i * H + j, c) * (V(T(1)) - z);
-        V hp = V::loadu(h + i * H + j, c);
-        V hnew = nn + z * (hp - nn);
-        nn.store(g_i + 2 * H + j, c);
-        hnew.store(h + i * H + j, c);
-        hnew.store(out + i * H + j, c);
-      });
-    }
-  });
-}
 
 // Backward element-wise work of one step. d = dh + dout (n, H) is formed here; dh is left
 // holding d ⊙ z (the direct path), the GEMM term is added by the caller. reset_after: dgh's
@@ -466,107 +383,8 @@ std::vector<std::vector<Tensor>> gru_backward_both(const Args& f, const Args& b,
   return both([&] { return run(f, false); }, [&] { return run(b, true); });
 }
 
-// out[i, r] = bias[r] + Σ_j a[i, j] w[r, j] for a (n, k), w (m, k) row-major, bias (m,) or
-// null. For the streaming step: small n, where a BLAS call costs more than the arithmetic.
-
-template <typename T>
-void small_matmul_nt(int64_t n, int64_t m, int64_t k, const T* a, int64_t lda, const T* w,
-                     const T* bias, T* out, int64_t ldo) {
-  using V = Vectorized<T>;
-  constexpr int64_t W = V::size();
-  const int64_t kv = k - k % W;  // the vectorised part of each dot product
-  // Four rows of w at a time: four independent FMA chains, then four tree reductions.
-  auto dot4 = [&](const T* a_i, int64_t r, T* o) {
-    const T* w0 = w + r * k;
-    V acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
-    for (int64_t j = 0; j < kv; j += W) {
-      const V x = V::loadu(a_i + j);
-      acc0 = at::vec::fmadd(x, V::loadu(w0 + j), acc0);
-      acc1 = at::vec::fmadd(x, V::loadu(w0 + k + j), acc1);
-      acc2 = at::vec::fmadd(x, V::loadu(w0 + 2 * k + j), acc2);
-      acc3 = at::vec::fmadd(x, V::loadu(w0 + 3 * k + j), acc3);
-    }
-    T s[4] = {hsum<T>(acc0), hsum<T>(acc1),
-              hsum<T>(acc2), hsum<T>(acc3)};
-    for (int64_t q = 0; q < 4; ++q) {
-      for (int64_t j = kv; j < k; ++j) s[q] += a_i[j] * w0[q * k + j];
-      o[q] = (bias ? bias[r + q] : T(0)) + s[q];
-    }
-  };
-  for (int64_t i = 0; i < n; ++i) {
-    const T* a_i = a + i * lda;
-    int64_t r = 0;
-    for (; r + 4 <= m; r += 4) dot4(a_i, r, out + i * ldo + r);
-    for (; r < m; ++r) {
-      const T* w_r = w + r * k;
-      V acc(T(0));
-      for (int64_t j = 0; j < kv; j += W) acc = at::vec::fmadd(V::loadu(a_i + j), V::loadu(w_r + j), acc);
-      T sum = hsum<T>(acc);
-      for (int64_t j = kv; j < k; ++j) sum += a_i[j] * w_r[j];
-      out[i * ldo + r] = (bias ? bias[r] : T(0)) + sum;
-    }
-  }
-}
-
-// One GRUCell step without autograd (the streaming case): x (N, I), h (N, H) → h' (N, H).
-// Small problems do the products here, without BLAS or temporaries; larger ones use at::mm.
-Tensor gru_cell(const Tensor& x_, const Tensor& h_, const Tensor& w_ih_, const Tensor& w_hh_,
-                const c10::optional<Tensor>& b_ih_, const c10::optional<Tensor>& b_hh,
-                bool reset_after) {
-  const char* fn = "grukit native gru_cell";
-  check_2d(fn, "h", h_);
-  check_2d(fn, "x", x_);
-  const int64_t N = h_.size(0), H = h_.size(1), I = x_.size(1);
-  check_tensor(fn, "x", x_, h_, {N, I});
-  check_tensor(fn, "w_ih", w_ih_, h_, {3 * H, I});
-  check_tensor(fn, "w_hh", w_hh_, h_, {3 * H, H});
-  if (given(b_ih_)) check_tensor(fn, "b_ih", *b_ih_, h_, {3 * H});
-  if (given(b_hh)) check_tensor(fn, "b_hh", *b_hh, h_, {3 * H});
-  const Tensor x = x_.contiguous(), h = h_.contiguous();
-  const Tensor w_ih = w_ih_.contiguous(), w_hh = w_hh_.contiguous();
-  const bool has_bias = given(b_ih_);  // b_ih and b_hh each apply where given
-  const Tensor b_ih = has_bias ? b_ih_->contiguous() : Tensor();
-  const Tensor b = bias_or_zeros(b_hh, 3 * H, h);
-  Tensor out = h.clone();  // the state, updated in place: each element is read, then written
-  const bool small = N * 3 * H * (I + H) <= (1 << 20);
-  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gru_cell", [&] {
-    using T = scalar_t;
-    std::vector<T> gi(N * 3 * H), gh(N * 3 * H), rh(reset_after ? 0 : N * H);
-    std::vector<T> gates(reset_after ? 0 : N * 3 * H);
-    const T* bi = has_bias ? b_ih.data_ptr<T>() : nullptr;
-    const int64_t G = reset_after ? 3 * H : 2 * H;  // rows of W_hh in the first product
-    if (small) {
-      small_matmul_nt<T>(N, 3 * H, I, x.data_ptr<T>(), I, w_ih.data_ptr<T>(), bi, gi.data(), 3 * H);
-      small_matmul_nt<T>(N, G, H, h.data_ptr<T>(), H, w_hh.data_ptr<T>(), nullptr, gh.data(), G);
-    } else {
-      Tensor t_gi = at::from_blob(gi.data(), {N, 3 * H}, h.options());
-      Tensor t_gh = at::from_blob(gh.data(), {N, G}, h.options());
-      at::mm_out(t_gi, x, w_ih.t());
-      if (has_bias) t_gi.add_(b_ih);
-      at::mm_out(t_gh, h, w_hh.narrow(0, 0, G).t());
-    }
-    if (reset_after) {
-      gates_reset_after<T>(N, H, gi.data(), gh.data(), b.data_ptr<T>(), out.data_ptr<T>(),
-                           out.data_ptr<T>(), nullptr, nullptr);
-      return;
-    }
-    gates_rz<T>(N, H, gi.data(), gh.data(), b.data_ptr<T>(), h.data_ptr<T>(), gates.data(),
-                rh.data());
-    const T* w_n = w_hh.data_ptr<T>() + 2 * H * H;  // W_hn (H, H)
-    if (small) {
-      small_matmul_nt<T>(N, H, H, rh.data(), H, w_n, nullptr, gh.data(), H);
-    } else {
-      Tensor t_ghn = at::from_blob(gh.data(), {N, H}, h.options());
-      at::mm_out(t_ghn, at::from_blob(rh.data(), {N, H}, h.options()),
-                 w_hh.narrow(0, 2 * H, H).t());
-    }
-    gates_n<T>(N, H, gi.data(), gh.data(), b.data_ptr<T>(), out.data_ptr<T>(), out.data_ptr<T>(),
-               gates.data());
-  });
-  return out;
-}
-
 #include "layernorm_gru.h"  // the LayerNormGRU loops (layernorm_gru.cpp), bound below
+#include "step.h"  // the streaming step (step.cpp), bound below
 #include "mingru.h"  // MinGRU's recurrence (mingru.cpp), bound below
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -589,6 +407,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "both directions' BPTT loops at once (grukit.backends.native.both)",
         py::call_guard<py::gil_scoped_release>());
   m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
+  m.def("gru_step", &gru_step, "a GRU layer's one-step call, every layer and direction",
+        py::arg("x"), py::arg("h0"), py::arg("weights"), py::arg("hidden_size"), py::arg("num_layers"),
+        py::arg("bidirectional"), py::arg("bias"), py::arg("reset_after"),
+        py::arg("batch_first"));
   m.def("mingru_forward", &mingru_forward, "MinGRU recurrence (grukit.backends.mingru_ops)",
         py::arg("gi"), py::arg("h0"));
   m.def("mingru_backward", &mingru_backward, "MinGRU reverse recurrence (mingru_ops)",
