@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import _autocast as autocast
+
 __all__ = ["OneHot"]
 
 
@@ -66,19 +68,29 @@ class OneHot:
         return OneHot(self.indices.unsqueeze(1), self.num_classes)
 
 
-def projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None) -> Tensor:
+def projection(
+    x: Tensor, w_ih: Tensor, b_ih: Tensor | None, gemm: torch.dtype | None = None
+) -> Tensor:
     """gi = x W_ihᵀ + b_ih (S, G·H) for rows x (S, I), or for indices x (S,) of one-hot rows
-    (then a gather of W_ihᵀ's rows, equal to the product)."""
+    (then a gather of W_ihᵀ's rows, equal to the product). ``gemm``: bfloat16 for the
+    product's operands under mixed precision (``grukit._autocast.matmul``; the bias is
+    added in x's dtype), or None."""
+    if x.is_floating_point() and gemm is not None:
+        gi = autocast.matmul(x, w_ih.t(), gemm)  # (S, G·H)
+        return gi if b_ih is None else gi.add_(b_ih)
     if x.is_floating_point():
         return x @ w_ih.t() if b_ih is None else torch.addmm(b_ih, x, w_ih.t())  # (S, G·H)
     gi = w_ih.t().contiguous().index_select(0, x)  # (S, G·H) row k_s of W_ihᵀ
     return gi if b_ih is None else gi.add_(b_ih)
 
 
-def projection_weight_grad(dgi: Tensor, x: Tensor, in_features: int) -> Tensor:
+def projection_weight_grad(
+    dgi: Tensor, x: Tensor, in_features: int, gemm: torch.dtype | None = None
+) -> Tensor:
     """dL/dW_ih = dgiᵀ x (G·H, I) for rows x (S, I), or for indices x (S,) of one-hot rows:
-    then dgi's rows (S, G·H) summed by index into I = ``in_features`` rows, transposed."""
+    then dgi's rows (S, G·H) summed by index into I = ``in_features`` rows, transposed.
+    ``gemm``: as ``projection``'s."""
     if x.is_floating_point():
-        return dgi.t() @ x  # (G·H, I)
+        return autocast.matmul(dgi.t(), x, gemm)  # (G·H, I)
     acc = dgi.new_zeros(in_features, dgi.shape[1]).index_add_(0, x, dgi)  # (I, G·H)
     return acc.t().contiguous()  # (G·H, I)

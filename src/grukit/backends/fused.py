@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import _autocast as autocast
 from .. import _typed_torch
 from ..onehot import OneHot, projection, projection_weight_grad
 from .spec import CellSpec, Noise, State, Weights
@@ -280,16 +281,20 @@ def forward_rows(
     save: bool,
     h_mask: Tensor | None = None,
     keep: Tensor | None = None,
+    *,
+    gemm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """x (S, I) rows of all steps (or (S,) one-hot indices), h0 (N, H) → out (S, H),
     h_n (N, H), and for the backward gates (S, 3H) [r, z, n] and hn (S, H) (reset_after),
     both with 0 rows unless ``save``. An empty batch (N = 0) returns empty outputs.
-    h_mask (N, H), keep (S, H): recurrent dropout and zoneout, or None (``Loops``)."""
+    h_mask (N, H), keep (S, H): recurrent dropout and zoneout, or None (``Loops``).
+    gemm: bfloat16 for the input projection's operands (mixed precision,
+    ``grukit._autocast``), or None."""
     S, N, H = x.shape[0], h0.shape[0], w_hh.shape[1]
     if S == 0 or N == 0:  # nothing runs: the state stays h0
         empty = h0.new_empty(0, 3 * H), h0.new_empty(0, H)
         return h0.new_empty(S, H), h0.clone(), *empty
-    gi = projection(x, w_ih, b_ih)  # (S, 3H)
+    gi = projection(x, w_ih, b_ih, gemm)  # (S, 3H)
     if h_mask is None and keep is None:
         out, gates, hn, h_n = loops.forward(
             gi, h0.contiguous(), w_hh, b_hh, batch_sizes, reverse, reset_after, save
@@ -368,8 +373,11 @@ def backward_rows(
     reset_after: bool,
     needs: tuple[bool, ...],
     h_mask: Tensor | None = None,
+    *,
+    gemm: torch.dtype | None = None,
 ) -> tuple[Tensor | None, ...]:
     """Gradients of ``forward_rows``'s (out, h_n) for (x, h0, w_ih, w_hh, b_ih, b_hh).
+    ``gemm``: bfloat16 for the operands of dx, dW_ih and dW_hh's GEMMs, or None.
 
     saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn) from a forward with ``save``;
     loops_backward(dout, dh_n, gates, hn, out, h0, w_hh) runs ``backward_loops`` (with the
@@ -387,13 +395,14 @@ def backward_rows(
         grads = (zeros[0], dh_n, zeros[2], zeros[3], zb, zb)
         return tuple(g if need else None for g, need in zip(grads, needs, strict=True))
     dgi, dghn, dh0, hprev = loops_backward(dout, dh_n, gates, hn, out, h0, w_hh)
-    dx = dgi @ w_ih if needs[0] else None  # (S, I)
-    dw_ih = projection_weight_grad(dgi, x, w_ih.shape[1]) if needs[2] else None  # (3H, I)
+    dx = autocast.matmul(dgi, w_ih, gemm) if needs[0] else None  # (S, I)
+    dw_ih = projection_weight_grad(dgi, x, w_ih.shape[1], gemm) if needs[2] else None  # (3H, I)
     dw_hh = None
     if needs[3]:  # dgh = [dgi_r, dgi_z, dghn]; W_hn multiplies h (reset_after) or r ⊙ h
         hm = hprev if h_mask is None else masked_rows(hprev, h_mask, batch_sizes)  # (S, H)
         h_n = hm if reset_after else gates[:, :H] * hm  # (S, H)
-        dw_hh = torch.cat((dgi[:, : 2 * H].t() @ hm, dghn.t() @ h_n))  # (3H, H)
+        dw_rz = autocast.matmul(dgi[:, : 2 * H].t(), hm, gemm)  # (2H, H)
+        dw_hh = torch.cat((dw_rz, autocast.matmul(dghn.t(), h_n, gemm)))  # (3H, H)
     db_ih = db_hh = None
     if b_ih is not None and (needs[4] or needs[5]):
         ones = dgi.new_ones(dgi.shape[0])  # (S,) column sums as GEMVs: 2x sum(0)
@@ -496,18 +505,19 @@ class GRUFunction(torch.autograd.Function):
         h_mask: Tensor | None = None,
         keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
+        gemm = autocast.gemm_dtype()  # bfloat16 under mixed precision (grukit._autocast)
         out, h_n, gates, hn = forward_rows(
             loops, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, reset_after, True,
-            h_mask, keep,
+            h_mask, keep, gemm=gemm,
         )  # fmt: skip
         ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn, h_mask, keep)
-        ctx.meta = (batch_sizes, reverse, reset_after, loops)
+        ctx.meta = (batch_sizes, reverse, reset_after, loops, gemm)
         return out, h_n
 
     @staticmethod
     def backward(ctx: Any, dout: Tensor, dh_n: Tensor) -> tuple[Tensor | None, ...]:
         x, h0, w_ih, w_hh, b_ih, b_hh, out, gates, hn, h_mask, keep = ctx.saved_tensors
-        batch_sizes, reverse, reset_after, loops = ctx.meta
+        batch_sizes, reverse, reset_after, loops, gemm = ctx.meta
         needs = tuple(ctx.needs_input_grad[:6])
         noisy = h_mask is not None or keep is not None
         if torch.is_grad_enabled():  # create_graph: the gradients must be differentiable too
@@ -529,8 +539,9 @@ class GRUFunction(torch.autograd.Function):
 
             saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn)
             grads = backward_rows(
-                run_loops, saved, dout, dh_n, batch_sizes, reverse, reset_after, needs, h_mask
-            )
+                run_loops, saved, dout, dh_n, batch_sizes, reverse, reset_after, needs, h_mask,
+                gemm=gemm,
+            )  # fmt: skip
         return (*grads, None, None, None, None, None, None)
 
 
@@ -584,8 +595,9 @@ def gru_direction(
         out, h_n = result
     else:
         out, h_n, _, _ = forward_rows(
-            impl, rows, *tensors[1:], sizes, reverse, reset_after, False, h_mask, keep_rows
-        )
+            impl, rows, *tensors[1:], sizes, reverse, reset_after, False, h_mask, keep_rows,
+            gemm=autocast.gemm_dtype(),
+        )  # fmt: skip
     if shape is not None:
         out = out.view(*shape, out.shape[-1])  # (T, N, H)
     return out, h_n

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ... import _autocast as autocast
 from ...onehot import OneHot, projection
 from .. import fused
 from ..fused import _contiguous  # None stays None
@@ -69,17 +70,19 @@ def applies(
 
 
 def forward_both(
-    x: Tensor, h0: Pair, w: Pair, sizes: Tensor, reset_after: bool, save: bool, noise: Pair
-) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    x: Tensor, h0: Pair, w: Pair, sizes: Tensor, reset_after: bool, save: bool, noise: Pair,
+    gemm: torch.dtype | None = None,
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:  # fmt: skip
     """Both directions' ``fused.forward_rows`` on rows x (S, I) or indices (S,); h0, w,
-    noise: (forward, backward) of h0 (N, H), ``Weights`` and ``Noise`` or None.
+    noise: (forward, backward) of h0 (N, H), ``Weights`` and ``Noise`` or None; gemm: the
+    input projections' operand dtype under mixed precision, or None.
     → ((out, h_n, gates, hn) forward, the same reversed)."""
     from . import extension
 
     S = x.shape[0]
     args = []
     for h, wd, nz in zip(h0, w, noise, strict=True):
-        gi = projection(x, wd.w_ih, wd.b_ih)  # (S, 3H)
+        gi = projection(x, wd.w_ih, wd.b_ih, gemm)  # (S, 3H)
         m, k = (None, None) if nz is None else (nz.h_mask, nz.keep)
         args.append([gi, h.contiguous(), wd.w_hh, wd.b_hh, _contiguous(m), _contiguous(k)])
     copy = fused.copies_operand(w[0].w_hh, S)
@@ -96,16 +99,17 @@ class BothFunction(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, h0_f: Tensor, h0_b: Tensor, *rest: Any) -> tuple[Tensor, ...]:
         wf, wb = Weights(*rest[0:4]), Weights(*rest[4:8])
         sizes, reset_after, noise = rest[8], rest[9], (rest[10], rest[11])
-        f, b = forward_both(x, (h0_f, h0_b), (wf, wb), sizes, reset_after, True, noise)
+        gemm = autocast.gemm_dtype()  # bfloat16 under mixed precision (grukit._autocast)
+        f, b = forward_both(x, (h0_f, h0_b), (wf, wb), sizes, reset_after, True, noise, gemm)
         masks = [t for nz in noise for t in ((None, None) if nz is None else nz)]
         ctx.save_for_backward(x, h0_f, h0_b, *rest[0:8], f[0], f[2], f[3], b[0], b[2], b[3], *masks)
-        ctx.meta = (sizes, reset_after)
+        ctx.meta = (sizes, reset_after, gemm)
         return f[0], f[1], b[0], b[1]
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor) -> tuple[Tensor | None, ...]:
         x, h0_f, h0_b, *t = ctx.saved_tensors
-        sizes, reset_after = ctx.meta
+        sizes, reset_after, gemm = ctx.meta
         ws = (t[0:4], t[4:8])
         saved = ((t[8], t[9], t[10]), (t[11], t[12], t[13]))  # (out, gates, hn) per direction
         masks = ((t[14], t[15]), (t[16], t[17]))  # (h_mask, keep) per direction
@@ -126,7 +130,9 @@ class BothFunction(torch.autograd.Function):
             loops = _backward_loops(douts, dhns, saved, h0, ws, masks, sizes, reset_after)
             rows = [(x, h0[d], *ws[d][:3], *saved[d]) for d in (0, 1)]  # backward_rows' saved
             per = [
-                fused.backward_rows(lambda *_, d=d: loops[d], rows[d], *common(d), masks[d][0])
+                fused.backward_rows(
+                    lambda *_, d=d: loops[d], rows[d], *common(d), masks[d][0], gemm=gemm
+                )
                 for d in (0, 1)
             ]
         (dx_f, dh0_f, *dw_f), (dx_b, dh0_b, *dw_b) = per
@@ -177,7 +183,8 @@ def run_both(
             rows, *h0, *flat, sizes, spec.reset_after, *keep
         )
     else:
-        f, b = forward_both(rows, h0, weights, sizes, spec.reset_after, False, keep)
+        gemm = autocast.gemm_dtype()
+        f, b = forward_both(rows, h0, weights, sizes, spec.reset_after, False, keep, gemm)
         out_f, hn_f, out_b, hn_b = f[0], f[1], b[0], b[1]
     if shape is not None:
         out_f, out_b = out_f.view(*shape, -1), out_b.view(*shape, -1)  # (T, N, H)
