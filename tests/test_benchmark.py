@@ -243,3 +243,56 @@ def test_cli_bench_quick_writes_json_and_markdown(tmp_path, capsys) -> None:
 def test_cli_bench_rejects_unknown_backend(tmp_path) -> None:
     code = main(["bench", "--quick", "--out", str(tmp_path), "--backends", "nope"])
     assert code == 2
+
+
+def test_bf16_precision_runs_the_torch_modules_under_autocast(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--precision bf16: nn.GRU and grukit run under bfloat16 autocast (grukit with its
+    bfloat16 GEMMs, forced on here), OpenVINO with its bf16 hint; outputs within bfloat16
+    rounding of float32 nn.GRU's; no GEMM bound."""
+    monkeypatch.setenv("GRUKIT_BF16_GEMMS", "1")
+    point = GridPoint(6, 16, 3, 5)
+    contenders, notes = build_contenders(point, threads=1, backends=["native"], precision="bf16")
+    names = [c.name for c in contenders]
+    assert GEMM not in names and any("n/a under bf16" in n for n in notes)
+    f32, _ = build_contenders(point, threads=1, backends=["native"])
+    exact = f32[0].output()
+    for c in contenders:
+        if c.output is not None:
+            out = c.output()
+            assert out.dtype == torch.float32
+            torch.testing.assert_close(out, exact, rtol=0, atol=3e-2)
+    by_name = {c.name: c for c in contenders}
+    low = by_name["grukit[native]"].output()
+    assert (low - exact).abs().max() > 1e-5  # the bfloat16 GEMMs ran
+    with pytest.raises(ValueError, match="precision"):
+        build_contenders(point, threads=1, precision="fp8")
+
+
+def test_bf16_targets_are_issue_21s() -> None:
+    rows = summarize(
+        {BASELINE: Measurement(10.0, 30.0), "grukit[native]": Measurement(4.0, 9.0),
+         OPENVINO: Measurement(5.0, None)}
+    )  # fmt: skip
+    points = [
+        {"I": 256, "H": 512, "N": 64, "T": 100, "label": "big", "rows": rows},
+        {"I": 28, "H": 256, "N": 32, "T": 35, "label": "d2l", "rows": rows},
+    ]
+    got = {t["target"]: (t["met"], t["of"]) for t in check_targets(points, "bf16")}
+    assert got == {
+        "train ≥ 3.0× nn.GRU under autocast (N·H ≥ 16384)": (1, 1),  # 30 / 9 = 3.3
+        "infer ≥ 1.0× OpenVINO's bf16 (T > 1)": (2, 2),  # 5 / 4
+    }
+
+
+def test_cli_bench_precision_option(tmp_path) -> None:
+    code = main(
+        ["bench", "--quick", "--out", str(tmp_path), "--threads", "1", "--repeats", "2",
+         "--backends", "reference", "--no-progress", "--precision", "bf16"]
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads((tmp_path / "speed.json").read_text())
+    assert result["meta"]["precision"] == "bf16"
+    assert "Precision: bf16" in (tmp_path / "speed.md").read_text()
+    assert main(["bench", "--quick", "--out", str(tmp_path), "--precision", "fp8"]) == 2

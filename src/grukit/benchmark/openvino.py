@@ -19,7 +19,7 @@ import numpy as np
 
 from .onnx_graph import GRUPeer, importable, sequence, version_of
 
-__all__ = ["OpenVINOGRU", "openvino_available", "openvino_version"]
+__all__ = ["OpenVINOBF16GRU", "OpenVINOGRU", "openvino_available", "openvino_version"]
 
 
 def openvino_available() -> bool:
@@ -36,13 +36,15 @@ class OpenVINOGRU(GRUPeer):
     """A GRU compiled by OpenVINO for the CPU, float32
     (``GRUPeer``'s arguments)."""
 
+    precision_hint = "f32"  # OpenVINO's INFERENCE_PRECISION_HINT
+
     def load(self, model: bytes, threads: int) -> None:
         import openvino as ov
 
         core = ov.Core()
         config = {
             "INFERENCE_NUM_THREADS": str(threads),
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": self.precision_hint,
             "PERFORMANCE_HINT": "LATENCY",
         }
         self.compiled = core.compile_model(core.read_model(model), "CPU", config)
@@ -53,3 +55,10 @@ class OpenVINOGRU(GRUPeer):
         """x (T, N, I) float32, h0 (L·D, N, H) float32 → output (T, N, D·H), h_n (L·D, N, H)."""
         result = self.request.infer({"X": x, "initial_h": h0})
         return sequence(result[self.y]), result[self.y_h]
+
+
+class OpenVINOBF16GRU(OpenVINOGRU):
+    """The same, with OpenVINO's bfloat16 precision hint: the mixed-precision peer
+    (``--precision bf16``). On a CPU without bfloat16 units OpenVINO computes in float32."""
+
+    precision_hint = "bf16"

@@ -35,15 +35,21 @@ import grukit
 from .gemm import GemmBound
 from .memory import saved_bytes
 from .onnx_graph import GRUPeer
-from .openvino import OpenVINOGRU, openvino_available
+from .openvino import OpenVINOBF16GRU, OpenVINOGRU, openvino_available
 from .ort import ORTGRU, ort_available
 
-__all__ = ["BASELINE", "GEMM", "ORT", "OPENVINO", "Contender", "GridPoint", "build_contenders"]
+__all__ = [
+    "BASELINE", "GEMM", "ORT", "OPENVINO", "PRECISIONS", "Contender", "GridPoint",
+    "build_contenders",
+]  # fmt: skip
 
 BASELINE = "torch.nn.GRU"
 ORT = "onnxruntime"
 OPENVINO = "openvino"
 GEMM = "gemm-bound"
+#: The benchmark's precisions: float32, or bf16 — torch.nn.GRU and grukit under
+#: torch.autocast("cpu", bfloat16), OpenVINO with its bf16 hint, ONNX Runtime in float32.
+PRECISIONS = ("float32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -108,47 +114,60 @@ class Contender:
     memory: Callable[[], int] | None
 
 
-def _layer_contender(name: str, m: nn.Module, x: Tensor, h0: Tensor, g: Tensor) -> Contender:
+def _autocast(bf16: bool) -> torch.autocast:
+    """CPU autocast to bfloat16 for the bf16 precision; a no-op context otherwise."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
+def _layer_contender(
+    name: str, m: nn.Module, x: Tensor, h0: Tensor, g: Tensor, bf16: bool = False
+) -> Contender:
     params = list(m.parameters())
     xg = x.detach().clone().requires_grad_(True)  # (T, N, I)
 
     @torch.no_grad()
     def infer() -> object:
-        return m(x, h0)
+        with _autocast(bf16):
+            return m(x, h0)
 
     def forward() -> Tensor:
-        out: Tensor = m(xg, h0)[0]  # (T, N, H)
+        with _autocast(bf16):
+            out: Tensor = m(xg, h0)[0]  # (T, N, H)
         return out
 
     def train() -> object:
         return torch.autograd.grad(forward(), [xg, *params], g)
 
     def output() -> Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), _autocast(bf16):
             out: Tensor = m(x, h0)[0]  # (T, N, H)
         return out
 
     return Contender(name, infer, train, output, lambda: saved_bytes(forward, [xg, h0, g, *params]))
 
 
-def _cell_contender(name: str, cell: nn.Module, x: Tensor, h0: Tensor, g: Tensor) -> Contender:
+def _cell_contender(
+    name: str, cell: nn.Module, x: Tensor, h0: Tensor, g: Tensor, bf16: bool = False
+) -> Contender:
     params = list(cell.parameters())
     x1, h1, g1 = x[0], h0[0], g[0]  # (N, I), (N, H), (N, H)
     xg = x1.detach().clone().requires_grad_(True)
 
     @torch.no_grad()
     def infer() -> object:
-        return cell(x1, h1)
+        with _autocast(bf16):
+            return cell(x1, h1)
 
     def forward() -> Tensor:
-        h: Tensor = cell(xg, h1)  # (N, H)
+        with _autocast(bf16):
+            h: Tensor = cell(xg, h1)  # (N, H)
         return h
 
     def train() -> object:
         return torch.autograd.grad(forward(), [xg, *params], g1)
 
     def output() -> Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), _autocast(bf16):
             h: Tensor = cell(x1, h1)  # (N, H)
         return h.unsqueeze(0)  # (1, N, H)
 
@@ -168,12 +187,18 @@ def build_contenders(
     threads: int,
     backends: list[str] | None = None,
     seed: int = 0,
+    precision: str = "float32",
 ) -> tuple[list[Contender], list[str]]:
     """Every contender for ``point``, on one set of weights drawn with ``seed``.
 
     backends: grukit backends to include (default: ``grukit.available_backends()``).
+    precision: one of ``PRECISIONS`` (bf16: the torch modules under bfloat16 autocast,
+    OpenVINO with its bf16 hint, no GEMM bound).
     Returns (contenders, notes), the notes saying what was skipped and why.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"build_contenders: expected precision in {PRECISIONS}, got {precision!r}")
+    bf16 = precision == "bf16"
     I, H, N, T = point.I, point.H, point.N, point.T
     L, D = point.layers, 2 if point.bidirectional else 1
     gen = torch.Generator().manual_seed(seed)
@@ -182,7 +207,7 @@ def build_contenders(
     x = torch.randn(T, N, I, generator=gen)  # (T, N, I)
     h0 = torch.randn(L * D, N, H, generator=gen)  # (L·D, N, H)
     g = torch.randn(T, N, D * H, generator=gen)  # (T, N, D·H) gradient of the output
-    contenders = [_layer_contender(BASELINE, ref, x, h0, g)]
+    contenders = [_layer_contender(BASELINE, ref, x, h0, g, bf16)]
     notes: list[str] = []
 
     for name in backends if backends is not None else grukit.available_backends():
@@ -194,17 +219,22 @@ def build_contenders(
         except ValueError as err:
             notes.append(f"{point.label}: grukit[{name}] skipped: {err}")
             continue
-        contenders.append(_layer_contender(f"grukit[{name}]", layer, x, h0, g))
+        contenders.append(_layer_contender(f"grukit[{name}]", layer, x, h0, g, bf16))
 
     if point.T == 1 and point.one_layer:
         cells = {"torch.nn.GRUCell": nn.GRUCell(I, H), "grukit.GRUCell": grukit.GRUCell(I, H)}
         for name, cell in cells.items():
             cell.load_state_dict({k[:-3]: v for k, v in ref.state_dict().items()})
-            contenders.append(_cell_contender(name, cell, x, h0, g))
+            contenders.append(_cell_contender(name, cell, x, h0, g, bf16))
 
     runtimes = (
         (ORT, ort_available, ORTGRU, "onnxruntime not installed: ORT column n/a"),
-        (OPENVINO, openvino_available, OpenVINOGRU, "openvino not installed: OpenVINO column n/a"),
+        (
+            OPENVINO,
+            openvino_available,
+            OpenVINOBF16GRU if bf16 else OpenVINOGRU,
+            "openvino not installed: OpenVINO column n/a",
+        ),
     )
     xn, hn = x.numpy(), h0.numpy()
     for name, available, peer_class, missing in runtimes:
@@ -224,6 +254,9 @@ def build_contenders(
 
     if not point.one_layer:
         notes.append(f"{point.label}: the GEMM bound is for one unidirectional layer: n/a")
+        return contenders, notes
+    if bf16:
+        notes.append(f"{point.label}: the GEMM bound is float32's: n/a under bf16")
         return contenders, notes
     h_prev = torch.randn(T, N, H, generator=gen)  # (T, N, H)
     dgi = torch.randn(T, N, 3 * H, generator=gen)  # (T, N, 3H)

@@ -21,7 +21,9 @@ from typing import Any
 
 from .peers import BASELINE, GEMM, OPENVINO, ORT
 
-__all__ = ["Measurement", "TARGETS", "render_markdown", "summarize", "check_targets"]
+__all__ = [
+    "BF16_TARGETS", "Measurement", "TARGETS", "render_markdown", "summarize", "check_targets",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,18 +114,39 @@ TARGETS: tuple[tuple[str, str, str, float, Any], ...] = (
 )
 
 
-def check_targets(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+#: Issue 21's targets under bfloat16 autocast (``--precision bf16``).
+BF16_TARGETS: tuple[tuple[str, str, str, float, Any], ...] = (
+    (
+        "train ≥ 3.0× nn.GRU under autocast (N·H ≥ 16384)",
+        "train_speedup_vs_torch",
+        "min",
+        3.0,
+        lambda p: p["T"] > 1 and p["N"] * p["H"] >= 16384,
+    ),
+    (
+        "infer ≥ 1.0× OpenVINO's bf16 (T > 1)",
+        "infer_speedup_vs_openvino",
+        "min",
+        1.0,
+        lambda p: p["T"] > 1,
+    ),
+)
+
+
+def check_targets(points: list[dict[str, Any]], precision: str = "float32") -> list[dict[str, Any]]:
     """For each grukit backend (rows named ``grukit[...]``) and target: how many grid
     points meet it, of how many measured, and the worst value with its point.
 
-    ``points``: dicts with I, H, N, T, label and rows (as ``summarize`` returns).
+    ``points``: dicts with I, H, N, T, label and rows (as ``summarize`` returns);
+    ``precision``: "float32" (``TARGETS``) or "bf16" (``BF16_TARGETS``).
     """
+    targets = BF16_TARGETS if precision == "bf16" else TARGETS
     names = sorted(
         {r["contender"] for p in points for r in p["rows"] if r["contender"].startswith("grukit[")}
     )
     out = []
     for name in names:
-        for key, field, kind, bound, applies in TARGETS:
+        for key, field, kind, bound, applies in targets:
             values = []
             for p in points:
                 row = next((r for r in p["rows"] if r["contender"] == name), None)
@@ -160,7 +183,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     load = meta.get("loadavg_1min_start_end")
     share = meta.get("other_processes_cpu_share")
     lines = [
-        f"Threads: {meta['threads']} · torch {meta['torch']} · onnxruntime "
+        (f"Precision: {meta['precision']} · " if meta.get("precision") else "")
+        + f"Threads: {meta['threads']} · torch {meta['torch']} · onnxruntime "
         f"{meta['onnxruntime'] or 'n/a'} · openvino {meta.get('openvino') or 'n/a'} · "
         f"median of {meta['repeats']} interleaved blocks · "
         f"{meta['ort_threads']}"

@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="grukit backends to time (default: all available but reference)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bf16"),
+        default="float32",
+        help="bf16: nn.GRU and grukit under torch.autocast('cpu', bfloat16), OpenVINO with "
+        "its bf16 hint (default: float32)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -89,6 +96,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         timing=timing,
         backends=tuple(args.backends) if args.backends is not None else None,
         progress=not args.no_progress,
+        precision=args.precision,
     )
 
 
@@ -103,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "repeats": cfg.timing.repeats,
         "backends": args.backends,
+        "precision": args.precision,
     }
     table = render_markdown(result)
     write_json(out / "speed.json", result)
