@@ -207,3 +207,5 @@ def test_cell_kernel_refusal_falls_back(monkeypatch: pytest.MonkeyPatch) -> None
         assert len(calls) == 2  # refused, then the full path's call
         with pytest.raises(ValueError, match="hx"):
             cell(x, torch.randn(2, 6))
+        with pytest.raises(ValueError, match="hx"):
+            cell(x, torch.tensor(0.5))  # a 0-d state: the cell's error, not an IndexError

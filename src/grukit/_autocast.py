@@ -77,8 +77,8 @@ def gemm_dtype() -> torch.dtype | None:
 
 @contextmanager
 def gemms(dtype: torch.dtype | None) -> Iterator[None]:
-    """``matmul`` runs in ``dtype`` (None: the operands') inside; a backward restores its
-    forward's choice with it."""
+    """``gemm_dtype()`` is ``dtype`` inside (None: GEMMs in their operands' dtype); the
+    autograd Functions read it in their forward and keep it for their backward."""
     token = _GEMM_DTYPE.set(dtype)
     try:
         yield

@@ -200,9 +200,9 @@ class GRUCell(RNNCellBase[Tensor]):
         call (``native.gru_cell``). None (``forward`` runs in full) for anything else:
         autograd, autocast, tracing, or any input the kernel refuses (its own shape, dtype
         and device checks raise; ``forward`` then gives the proper error)."""
-        if type(x) is not Tensor or type(h) is not Tensor or x.dim() != 2 or not x.is_cpu:
+        if type(x) is not Tensor or type(h) is not Tensor or x.dim() != 2 or h.dim() != 2:
             return None
-        if self.backend not in ("auto", "native") or x.shape[1] != self.input_size:
+        if not x.is_cpu or self.backend not in ("auto", "native") or x.shape[1] != self.input_size:
             return None
         p = self._parameters  # one dict read instead of four Module.__getattr__ calls
         w_ih, w_hh, b_ih, b_hh = p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"]
