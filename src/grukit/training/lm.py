@@ -314,7 +314,9 @@ class LMJob:
             carry = self.model.detach_state(carry)
         else:
             carry = None  # zeros: each epoch's start, every random batch
-        loss, state = _loss(self.model, x, y, carry)
+        bf16 = self.config.precision == "bf16"  # mixed precision (grukit/_autocast.py)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, state = _loss(self.model, x, y, carry)
         return loss, state, y.numel()
 
     def validate(self) -> float | None:

@@ -16,6 +16,7 @@ __all__ = ["PRESETS", "LMConfig", "preset"]
 PARTITIONS = ("sequential", "random")
 CELLS = tuple(_CELLS)  # the cells CharLM builds: adding one there adds it here
 OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("float32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ class LMConfig(TrainConfig):
     )
     zoneout: float = option(0.0, "each unit keeps its previous value with this probability")
     backend: str = option("auto", "the layers' backend (auto: the fastest exact one)")
+    precision: str = option(
+        "float32",
+        "bf16: the forward under torch.autocast('cpu', bfloat16) — the GRU's large GEMMs in "
+        "bfloat16 on CPUs with bfloat16 units, its recurrence float32; validation in float32",
+        choices=PRECISIONS,
+    )
     # optimisation (and the loop's fields, with d2l's defaults)
     optimizer: str = option(
         "sgd", "sgd (d2l), adam, or adamw (weight decay decoupled)", choices=OPTIMIZERS
@@ -85,6 +92,7 @@ class LMConfig(TrainConfig):
         super().__post_init__()
         self._positive_ints("num_steps", "hidden_size", "num_layers")
         self._positive_ints("eval_batch_size")
+        self._one_of("precision", PRECISIONS)
         for name in ("max_tokens", "embedding_dim"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
