@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,9 +115,18 @@ class Contender:
     memory: Callable[[], int] | None
 
 
-def _autocast(bf16: bool) -> torch.autocast:
-    """CPU autocast to bfloat16 for the bf16 precision; a no-op context otherwise."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+def _under(bf16: bool, module: nn.Module) -> Callable[..., Any]:
+    """``module`` itself in float32; under bfloat16 CPU autocast for the bf16 precision (a
+    wrapper only then: even a disabled autocast context costs microseconds a call, which
+    the one-step point would count)."""
+    if not bf16:
+        return module
+
+    def call(*args: Tensor) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return module(*args)
+
+    return call
 
 
 def _layer_contender(
@@ -124,23 +134,22 @@ def _layer_contender(
 ) -> Contender:
     params = list(m.parameters())
     xg = x.detach().clone().requires_grad_(True)  # (T, N, I)
+    run = _under(bf16, m)
 
     @torch.no_grad()
     def infer() -> object:
-        with _autocast(bf16):
-            return m(x, h0)
+        return run(x, h0)
 
     def forward() -> Tensor:
-        with _autocast(bf16):
-            out: Tensor = m(xg, h0)[0]  # (T, N, H)
+        out: Tensor = run(xg, h0)[0]  # (T, N, H)
         return out
 
     def train() -> object:
         return torch.autograd.grad(forward(), [xg, *params], g)
 
     def output() -> Tensor:
-        with torch.no_grad(), _autocast(bf16):
-            out: Tensor = m(x, h0)[0]  # (T, N, H)
+        with torch.no_grad():
+            out: Tensor = run(x, h0)[0]  # (T, N, H)
         return out
 
     return Contender(name, infer, train, output, lambda: saved_bytes(forward, [xg, h0, g, *params]))
@@ -152,23 +161,22 @@ def _cell_contender(
     params = list(cell.parameters())
     x1, h1, g1 = x[0], h0[0], g[0]  # (N, I), (N, H), (N, H)
     xg = x1.detach().clone().requires_grad_(True)
+    run = _under(bf16, cell)
 
     @torch.no_grad()
     def infer() -> object:
-        with _autocast(bf16):
-            return cell(x1, h1)
+        return run(x1, h1)
 
     def forward() -> Tensor:
-        with _autocast(bf16):
-            h: Tensor = cell(xg, h1)  # (N, H)
+        h: Tensor = run(xg, h1)  # (N, H)
         return h
 
     def train() -> object:
         return torch.autograd.grad(forward(), [xg, *params], g1)
 
     def output() -> Tensor:
-        with torch.no_grad(), _autocast(bf16):
-            h: Tensor = cell(x1, h1)  # (N, H)
+        with torch.no_grad():
+            h: Tensor = run(x1, h1)  # (N, H)
         return h.unsqueeze(0)  # (1, N, H)
 
     return Contender(
