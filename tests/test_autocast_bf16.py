@@ -151,3 +151,20 @@ def test_float16_autocast_and_float64_layers_keep_their_dtype(
             with torch.autocast("cpu", dtype=cast):
                 got = gru(x)[0]
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.usefixtures("two_threads")  # two torch threads: a bidirectional layer's pair
+def test_inference_bf16_gemms(bidirectional: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The no-grad paths (one direction; both directions at once, native/both.py) take the
+    bfloat16 projection too."""
+    torch.manual_seed(6)
+    gru = grukit.GRU(24, 40, 2, bidirectional=bidirectional)
+    x = torch.randn(9, 6, 24)
+    with torch.no_grad():
+        want = gru(x)
+        monkeypatch.setenv(_autocast.ENV, "1")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = gru(x)
+    for g, w in zip(got, want, strict=True):
+        assert 1e-5 < rel(g, w) < TOL
