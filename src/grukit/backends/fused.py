@@ -309,6 +309,16 @@ def forward_rows(
     return out, h_n, gates, hn
 
 
+def backward_loop_inputs(
+    dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, out: Tensor, h0: Tensor,
+    w_hh: Tensor, batch_sizes: Tensor, reverse: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """The backward loops' tensors (``Loops.backward``'s first six arguments): dout (S, H),
+    dh_n (N, H), gates, hn, hprev (S, H) the state before every step, w_hh; contiguous."""
+    hprev = previous_states(out, h0, batch_sizes, reverse)  # (S, H)
+    return dout.contiguous(), dh_n.contiguous(), gates, hn, hprev, w_hh.contiguous()
+
+
 #: backward_loops(dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse, reset_after,
 #:                h_mask, keep) -> (dgi (S, 3H), dghn (S, H), dh0 (N, H), hprev (S, H))
 def backward_loops(
@@ -329,8 +339,8 @@ def backward_loops(
     """The serial part of the backward: the state before every step, hprev (S, H), and the
     loops' pre-activation gradients dgi (S, 3H), dghn (S, H) and dh0 (N, H). h_mask (N, H)
     and keep (S, H): the forward's noise, or None."""
-    hprev = previous_states(out, h0, batch_sizes, reverse)  # (S, H)
-    args = (dout.contiguous(), dh_n.contiguous(), gates, hn, hprev, w_hh.contiguous())
+    args = backward_loop_inputs(dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse)
+    hprev = args[4]
     if h_mask is None and keep is None:
         dgi, dghn, dh0 = loops.backward(*args, batch_sizes, reverse, reset_after)
     else:

@@ -150,13 +150,12 @@ def _backward_loops(
     args, hprevs = [], []
     for d in (0, 1):
         out, gates, hn = saved[d]
-        hprev = fused.previous_states(out, h0[d], sizes, d == 1)  # (S, H)
+        inputs = fused.backward_loop_inputs(
+            douts[d], dhns[d], gates, hn, out, h0[d], ws[d][1], sizes, d == 1
+        )  # (dout, dh_n, gates, hn, hprev, w_hh)
         m, k = masks[d]
-        args.append([
-            douts[d].contiguous(), dhns[d].contiguous(), gates, hn, hprev,
-            ws[d][1].contiguous(), _contiguous(m), _contiguous(k),
-        ])  # fmt: skip
-        hprevs.append(hprev)
+        args.append([*inputs, _contiguous(m), _contiguous(k)])
+        hprevs.append(inputs[4])
     f, b = extension().gru_backward_both(args[0], args[1], sizes, reset_after)
     return [(f[0], f[1], f[2], hprevs[0]), (b[0], b[1], b[2], hprevs[1])]
 
