@@ -408,9 +408,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("gru_cell", &gru_cell, "one GRUCell step, no autograd");
   m.def("gru_step", &gru_step, "a GRU layer's one-step call, every layer and direction",
-        py::arg("x"), py::arg("h0"), py::arg("weights"), py::arg("hidden_size"), py::arg("num_layers"),
-        py::arg("bidirectional"), py::arg("bias"), py::arg("reset_after"),
-        py::arg("batch_first"));
+        py::arg("x"), py::arg("h0"), py::arg("weights"), py::arg("hidden_size"),
+        py::arg("num_layers"), py::arg("bidirectional"), py::arg("bias"),
+        py::arg("reset_after"), py::arg("batch_first"));
   m.def("mingru_forward", &mingru_forward, "MinGRU recurrence (grukit.backends.mingru_ops)",
         py::arg("gi"), py::arg("h0"));
   m.def("mingru_backward", &mingru_backward, "MinGRU reverse recurrence (mingru_ops)",
