@@ -45,6 +45,17 @@ def load_module(path: str) -> ModuleType:
     return module
 
 
+def point(text: str) -> tuple[int, int, int, int]:
+    """The point "I,H,N,T" as (I, H, N, T), four positive integers."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected I,H,N,T (four positive integers), got {text!r}")
+    return values[0], values[1], values[2], values[3]
+
+
 def ratio(f: Callable[[], object], old: ModuleType, new: ModuleType, rounds: int) -> float:
     """Median over rounds of old time / new time, each a 0.25 s block after a warm call."""
     ratios = []
@@ -100,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--layer", choices=sorted(LAYERS), default="gru")
+    parser.add_argument(
+        "--points", nargs="+", type=point, default=POINTS, metavar="I,H,N,T",
+        help="the (input, hidden, batch, steps) points, default DESIGN.md section 5's four",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     new = build.load()
     if new is None:
@@ -109,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"old {args.old}\nnew {new.__file__}\nthreads {args.threads}, torch {torch.__version__}")
     print("| I, H, N, T | train old/new | max diff | infer old/new | max diff |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for I, H, N, T in POINTS:
+    for I, H, N, T in args.points:
         cells = []
         for f in calls(args.layer, I, H, N, T):
             cells += [f"{ratio(f, old, new, args.rounds):.3f}", f"{difference(f, old, new):.1e}"]

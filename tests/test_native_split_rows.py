@@ -1,5 +1,5 @@
 """The native loops split a step's rows between two threads (``loops.h split_rows``: at least
-16 rows, W_hh within 1 MiB): GRU and LayerNormGRU, both variants, with and without noise,
+16 rows, W_hh within 4 MiB): GRU and LayerNormGRU, both variants, with and without noise,
 padded and packed (steps whose row count crosses the threshold), float64 outputs and every
 gradient within 1e-10 of the reference loop; float32 at the packed kernel's sizes within
 1e-5 of the same layer run on one thread (where nothing splits)."""
@@ -58,12 +58,14 @@ def test_split_steps_match_reference(
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
-def test_float32_split_equals_one_thread(layer: str) -> None:
-    """float32 at H = 128 (the packed per-step kernel): two threads splitting the rows give
-    the one-thread results (outputs bitwise: each row's arithmetic is the same)."""
+@pytest.mark.parametrize("hidden", [128, 512])
+def test_float32_split_equals_one_thread(layer: str, hidden: int) -> None:
+    """float32 at H = 128 and 512 (W_hh 3 MiB, near the split's limit; the packed per-step
+    kernel): two threads splitting the rows give the one-thread results (outputs bitwise:
+    each row's arithmetic is the same)."""
     torch.manual_seed(1)
-    m = LAYERS[layer](16, 128, backend="native")
-    x, h0 = torch.randn(12, 32, 16), torch.randn(1, 32, 128)
+    m = LAYERS[layer](16, hidden, backend="native")
+    x, h0 = torch.randn(12, 32, 16), torch.randn(1, 32, hidden)
     before = torch.get_num_threads()
     results = []
     try:
