@@ -210,13 +210,7 @@ class GRUCell(RNNCellBase[Tensor]):
             return None
         if w_ih.shape != self._param_shapes["weight_ih"] or h.shape[-1] != self.hidden_size:
             return None  # a replaced weight, or a state of another size: the full checks
-        if torch.is_grad_enabled() and (
-            x.requires_grad
-            or h.requires_grad
-            or any(t is not None and t.requires_grad for t in (w_ih, w_hh, b_ih, b_hh))
-        ):
-            return None
-        if torch.is_autocast_enabled("cpu") or fused.traced() or not native.available():
+        if not native.streams((x, h, w_ih, w_hh, b_ih, b_hh)):
             return None
         try:  # the kernel checks every shape, dtype and device against x and h
             return native.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh, reset_after=self.reset_after)

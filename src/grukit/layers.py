@@ -33,7 +33,6 @@ from .backends import (
     Noise,
     Weights,
     check_backend_name,
-    fused,
     native,
     resolve,
 )
@@ -334,16 +333,10 @@ class RNNBase(TorchTwin, nn.Module, Generic[Hidden]):
             return None
         if self.training and self.dropout and self.num_layers > 1:
             return None
-        params = self._parameters
-        if torch.is_grad_enabled() and (
-            x.requires_grad
-            or (type(hx) is Tensor and hx.requires_grad)
-            or any(w is not None and w.requires_grad for w in params.values())
-        ):
-            return None
-        if torch.is_autocast_enabled("cpu") or fused.traced() or not native.available():
-            return None
         if hx is not None and type(hx) is not Tensor:
+            return None
+        params: dict[str, nn.Parameter | None] = self._parameters
+        if not native.streams((x, hx, *params.values())):
             return None
         weights = [params[n] for names in self._all_weights for n in names]
         try:

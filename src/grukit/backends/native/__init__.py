@@ -9,6 +9,7 @@ Contract and shapes: ``grukit.backends.spec``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, cast
 
 import torch
@@ -34,6 +35,7 @@ __all__ = [
     "name",
     "NativeLoops",
     "run",
+    "streams",
     "supports",
 ]
 
@@ -153,6 +155,16 @@ def run(
             name, spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise
         )
     return fused.run_with(name, spec, x, batch_sizes, state, weights, reverse=reverse, noise=noise)
+
+
+def streams(tensors: Iterable[object]) -> bool:
+    """Whether a one-step call may take the no-autograd kernel (``gru_cell``, ``gru_step``):
+    no tensor among ``tensors`` needs a gradient (under grad mode), CPU autocast is off,
+    nothing traces the call, and the kernel is built. The callers (``GRUCell`` and the
+    layers' streaming step) check their own cheap conditions first."""
+    if torch.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
+        return False
+    return not (torch.is_autocast_enabled("cpu") or fused.traced() or not available())
 
 
 def gru_cell(

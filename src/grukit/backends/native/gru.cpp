@@ -324,11 +324,7 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
           add_masked<T>(m, H, dhm.data_ptr<T>() + lo * H, h_mask.data_ptr<T>() + lo * H, dh_t);
         }
       };
-      if (gemm_dh.packed()) {  // two at::mm calls at once were slower than one (H = 64)
-        split_rows(n, w_hh.nbytes(), step_rows);
-      } else {
-        step_rows(0, 0, n);
-      }
+      split_rows_if_packed(gemm_dh, n, w_hh.nbytes(), step_rows);
     }
   });
   return {dgi, dghn, dh};

@@ -296,11 +296,7 @@ std::vector<Tensor> ln_gru_backward(const Tensor& dout_, const Tensor& dh_n, con
           if (mask.defined()) add_masked<T>(m, H, dhm_p, mask_p, dh_p);
         }
       };
-      if (gemm_dh.packed()) {  // as gru_backward: two at::mm calls at once were slower
-        split_rows(n, w_hh.nbytes(), step_rows);
-      } else {
-        step_rows(0, 0, n);
-      }
+      split_rows_if_packed(gemm_dh, n, w_hh.nbytes(), step_rows);
     }
   });
   // The pieces' sums in a fixed order; dgh's r, z columns are dgi's (all of dgh without
