@@ -127,7 +127,7 @@ inline void on_threads(int64_t pieces, const F& f) {
 // The most bytes of step weights split_rows has every thread read: measured on a 2-core
 // EPYC (512 KiB L2 per core, 32 MiB L3), idle, old / new time with the rows split against
 // the product's panels split: H = 512 (3 MiB) at N = 16, 32, 64 1.02-1.12 faster; H = 768
-// (6.75 MiB) 0.94-1.08; H = 1024 (12 MiB) up to 1.37 slower at N = 16 (8 rows a thread
+// (6.75 MiB) 0.94-1.08; H = 1024 (12 MiB) up to 1.36 slower at N = 16 (8 rows a thread
 // each streaming all 12 MiB from L3 per step).
 constexpr int64_t kSplitMaxBytes = int64_t(4) << 20;
 
