@@ -17,6 +17,7 @@ from grukit.benchmark import (
     render_markdown,
     run_benchmark,
 )
+from grukit.benchmark.peers import PRECISIONS
 from grukit.training.checkpoint import atomic_write, write_json
 
 #: --quick: few blocks, short ones — a smoke run, not a measurement.
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=("float32", "bf16"),
+        choices=PRECISIONS,
         default="float32",
         help="bf16: nn.GRU and grukit under torch.autocast('cpu', bfloat16), OpenVINO with "
         "its bf16 hint (default: float32)",
