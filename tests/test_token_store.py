@@ -345,19 +345,21 @@ def test_two_builders_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status (Linux)")
-def test_encoding_32_mb_in_bounded_memory(tmp_path: Path) -> None:
+def test_encoding_64_mb_in_bounded_memory(tmp_path: Path) -> None:
     """Peak RSS growth (VmHWM, in a fresh process, over its RSS after the imports)
-    while encoding a 32 MB text with 256 KiB chunks stays below 16 MiB: half the text, so
-    holding it whole, even as bytes, fails; the in-memory path holds a list of 32M str
-    (256 MB of pointers alone). Measured: ~10 MiB; it does not grow with the text (48 MB:
-    the same)."""
+    while encoding a 64 MB text with 256 KiB chunks stays below 32 MiB: half the text, so
+    holding it whole, even as bytes, fails; the in-memory path holds a list of 64M str
+    (512 MB of pointers alone). Measured: 11-12 MiB or 16.5-17 MiB, one or the other from
+    run to run (the C library's heap keeps a few chunk-sized blocks or not, as the process's
+    layout falls: the environment's size alone moves it), the same at 32 and 64 MB — it
+    does not grow with the text. (At 32 MB with a 16 MiB bound the second mode failed.)"""
     src = tmp_path / "big.txt"
-    _book_repeated(src, 32)
+    _book_repeated(src, 64)
     r = _child(src, tmp_path / "c", 1 << 18)
     assert r["built"] is True and r["n"] == len(
         ts.load_corpus_mapped(src, cache_dir=tmp_path / "c").tokens
     )
-    assert isinstance(r["grew_mib"], float) and r["grew_mib"] < 16, r
+    assert isinstance(r["grew_mib"], float) and r["grew_mib"] < 32, r
 
 
 def _rss_file_kib() -> int:
