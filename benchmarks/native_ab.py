@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if new is None:
         raise SystemExit(f"native_ab: this checkout's kernel is unavailable: {build.failure()}")
     old = load_module(args.old)
+    if not hasattr(old, "cached_empty"):  # a build from before the block cache (cache.h)
+        old.cached_empty = lambda like, sizes: like.new_empty(sizes)
     torch.set_num_threads(args.threads)
     print(f"old {args.old}\nnew {new.__file__}\nthreads {args.threads}, torch {torch.__version__}")
     print("| I, H, N, T | train old/new | max diff | infer old/new | max diff |")

@@ -69,18 +69,29 @@ class OneHot:
 
 
 def projection(
-    x: Tensor, w_ih: Tensor, b_ih: Tensor | None, gemm: torch.dtype | None = None
+    x: Tensor,
+    w_ih: Tensor,
+    b_ih: Tensor | None,
+    gemm: torch.dtype | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """gi = x W_ihᵀ + b_ih (S, G·H) for rows x (S, I), or for indices x (S,) of one-hot rows
     (then a gather of W_ihᵀ's rows, equal to the product). ``gemm``: bfloat16 for the
     product's operands under mixed precision (``grukit._autocast.matmul``; the bias is
-    added in x's dtype), or None."""
+    added in x's dtype), or None. ``out``: an empty (S, G·H) tensor of W_ih's dtype to write
+    gi into (a reused buffer: ``grukit.backends.native`` hands out cached blocks), or None;
+    it takes no part in autograd, so it is ignored while autograd records this call."""
+    if out is not None and torch.is_grad_enabled():
+        tracked = (x, w_ih) if b_ih is None else (x, w_ih, b_ih)
+        out = None if any(t.requires_grad for t in tracked) else out
     if x.is_floating_point() and gemm is not None:
         gi = autocast.matmul(x, w_ih.t(), gemm)  # (S, G·H)
         return gi if b_ih is None else gi.add_(b_ih)
     if x.is_floating_point():
-        return x @ w_ih.t() if b_ih is None else torch.addmm(b_ih, x, w_ih.t())  # (S, G·H)
-    gi = w_ih.t().contiguous().index_select(0, x)  # (S, G·H) row k_s of W_ihᵀ
+        if b_ih is None:
+            return torch.mm(x, w_ih.t(), out=out)  # (S, G·H)
+        return torch.addmm(b_ih, x, w_ih.t(), out=out)  # (S, G·H)
+    gi = torch.index_select(w_ih.t().contiguous(), 0, x, out=out)  # (S, G·H) row k_s of W_ihᵀ
     return gi if b_ih is None else gi.add_(b_ih)
 
 

@@ -54,6 +54,10 @@ accepts_onehot = True
 #: the gates hold z itself, not z'. hn (reset_after) is W_hn (h ⊙ m) + b_hn.
 
 
+#: empty(like, shape) -> an uninitialised tensor of like's dtype and device (``Loops.empty``)
+Empty = Callable[[Tensor, tuple[int, ...]], Tensor]
+
+
 class Loops(Protocol):
     def forward(
         self,
@@ -84,6 +88,11 @@ class Loops(Protocol):
         keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]: ...
 
+    def empty(self, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """An uninitialised tensor of ``shape`` with like's dtype and device, for a large
+        intermediate such as the input projection (native: from its block cache)."""
+        ...
+
 
 def _steps(batch_sizes: Tensor, reverse: bool) -> list[tuple[int, int]]:
     """(first row, running rows N_t) of every step, in the order the forward pass runs."""
@@ -97,6 +106,9 @@ def _steps(batch_sizes: Tensor, reverse: bool) -> list[tuple[int, int]]:
 
 class TorchLoops:
     """The serial loops in plain torch ops (any device)."""
+
+    def empty(self, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return like.new_empty(shape)
 
     def forward(
         self,
@@ -246,8 +258,11 @@ def recurrent_operand(w_hh: Tensor, rows: int) -> Tensor:
     return w_hh.t().contiguous() if copies_operand(w_hh, rows) else w_hh.t()  # (H, 3H)
 
 
-def previous_states(out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool) -> Tensor:
-    """out (S, H), h0 (N, H) → the state before every row's step (S, H).
+def previous_states(
+    out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool, into: Tensor | None = None
+) -> Tensor:
+    """out (S, H), h0 (N, H) → the state before every row's step (S, H), written into
+    ``into`` (an empty (S, H) tensor) when given.
 
     Padded input (every step runs all N rows) is a shift by one step; packed input gathers
     rows with ``prev_rows``.
@@ -256,10 +271,10 @@ def previous_states(out: Tensor, h0: Tensor, batch_sizes: Tensor, reverse: bool)
     if padded(out, h0, batch_sizes):  # batch sizes sum to T·N and none exceeds N: all N
         S = out.shape[0]
         if reverse:
-            return torch.cat((out[N:], h0))  # (S, H) step t reads step t + 1
-        return torch.cat((h0, out[: S - N]))  # (S, H) step t reads step t − 1
+            return torch.cat((out[N:], h0), out=into)  # (S, H) step t reads step t + 1
+        return torch.cat((h0, out[: S - N]), out=into)  # (S, H) step t reads step t − 1
     index = prev_rows(batch_sizes, reverse).to(out.device)  # (S,)
-    return torch.cat((out, h0)).index_select(0, index)  # (S, H)
+    return torch.index_select(torch.cat((out, h0)), 0, index, out=into)  # (S, H)
 
 
 #: The serial loops by name: "torch" here; ``grukit.backends.native`` adds "native". The
@@ -294,7 +309,7 @@ def forward_rows(
     if S == 0 or N == 0:  # nothing runs: the state stays h0
         empty = h0.new_empty(0, 3 * H), h0.new_empty(0, H)
         return h0.new_empty(S, H), h0.clone(), *empty
-    gi = projection(x, w_ih, b_ih, gemm)  # (S, 3H)
+    gi = projection(x, w_ih, b_ih, gemm, loops.empty(w_ih, (S, w_ih.shape[0])))  # (S, 3H)
     if h_mask is None and keep is None:
         out, gates, hn, h_n = loops.forward(
             gi, h0.contiguous(), w_hh, b_hh, batch_sizes, reverse, reset_after, save
@@ -311,11 +326,13 @@ def forward_rows(
 
 def backward_loop_inputs(
     dout: Tensor, dh_n: Tensor, gates: Tensor, hn: Tensor, out: Tensor, h0: Tensor,
-    w_hh: Tensor, batch_sizes: Tensor, reverse: bool,
+    w_hh: Tensor, batch_sizes: Tensor, reverse: bool, empty: Empty | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """The backward loops' tensors (``Loops.backward``'s first six arguments): dout (S, H),
-    dh_n (N, H), gates, hn, hprev (S, H) the state before every step, w_hh; contiguous."""
-    hprev = previous_states(out, h0, batch_sizes, reverse)  # (S, H)
+    dh_n (N, H), gates, hn, hprev (S, H) the state before every step (in a tensor from
+    ``empty`` when given: ``Loops.empty``), w_hh; contiguous."""
+    into = None if empty is None else empty(out, tuple(out.shape))
+    hprev = previous_states(out, h0, batch_sizes, reverse, into)  # (S, H)
     return dout.contiguous(), dh_n.contiguous(), gates, hn, hprev, w_hh.contiguous()
 
 
@@ -339,7 +356,9 @@ def backward_loops(
     """The serial part of the backward: the state before every step, hprev (S, H), and the
     loops' pre-activation gradients dgi (S, 3H), dghn (S, H) and dh0 (N, H). h_mask (N, H)
     and keep (S, H): the forward's noise, or None."""
-    args = backward_loop_inputs(dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse)
+    args = backward_loop_inputs(
+        dout, dh_n, gates, hn, out, h0, w_hh, batch_sizes, reverse, loops.empty
+    )  # fmt: skip
     hprev = args[4]
     if h_mask is None and keep is None:
         dgi, dghn, dh0 = loops.backward(*args, batch_sizes, reverse, reset_after)
@@ -385,9 +404,12 @@ def backward_rows(
     h_mask: Tensor | None = None,
     *,
     gemm: torch.dtype | None = None,
+    empty: Empty | None = None,
 ) -> tuple[Tensor | None, ...]:
     """Gradients of ``forward_rows``'s (out, h_n) for (x, h0, w_ih, w_hh, b_ih, b_hh).
     ``gemm``: bfloat16 for the operands of dx, dW_ih and dW_hh's GEMMs, or None.
+    ``empty``: where the float32/float64 GEMMs write dx, dW_ih and dW_hh (``Loops.empty``:
+    reused blocks), or None for fresh tensors.
 
     saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn) from a forward with ``save``;
     loops_backward(dout, dh_n, gates, hn, out, h0, w_hh) runs ``backward_loops`` (with the
@@ -405,14 +427,30 @@ def backward_rows(
         grads = (zeros[0], dh_n, zeros[2], zeros[3], zb, zb)
         return tuple(g if need else None for g, need in zip(grads, needs, strict=True))
     dgi, dghn, dh0, hprev = loops_backward(dout, dh_n, gates, hn, out, h0, w_hh)
-    dx = autocast.matmul(dgi, w_ih, gemm) if needs[0] else None  # (S, I)
-    dw_ih = projection_weight_grad(dgi, x, w_ih.shape[1], gemm) if needs[2] else None  # (3H, I)
+    into = None if empty is None or gemm is not None else empty  # bfloat16 GEMMs: fresh
+
+    def mm(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+        """a @ b (in ``out`` when given, else in a tensor from ``into`` when set)."""
+        if out is None and into is not None:
+            out = into(a, (a.shape[0], b.shape[1]))
+        return autocast.matmul(a, b, gemm) if out is None else torch.mm(a, b, out=out)
+
+    dx = mm(dgi, w_ih) if needs[0] else None  # (S, I)
+    dw_ih = None
+    if needs[2]:  # (3H, I)
+        dense = x.is_floating_point()
+        dw_ih = mm(dgi.t(), x) if dense else projection_weight_grad(dgi, x, w_ih.shape[1])
     dw_hh = None
     if needs[3]:  # dgh = [dgi_r, dgi_z, dghn]; W_hn multiplies h (reset_after) or r ⊙ h
         hm = hprev if h_mask is None else masked_rows(hprev, h_mask, batch_sizes)  # (S, H)
         h_n = hm if reset_after else gates[:, :H] * hm  # (S, H)
-        dw_rz = autocast.matmul(dgi[:, : 2 * H].t(), hm, gemm)  # (2H, H)
-        dw_hh = torch.cat((dw_rz, autocast.matmul(dghn.t(), h_n, gemm)))  # (3H, H)
+        if into is None:
+            dw_rz = mm(dgi[:, : 2 * H].t(), hm)  # (2H, H)
+            dw_hh = torch.cat((dw_rz, mm(dghn.t(), h_n)))  # (3H, H)
+        else:  # both products into one (3H, H) tensor: no concatenation
+            dw_hh = into(w_hh, tuple(w_hh.shape))
+            mm(dgi[:, : 2 * H].t(), hm, dw_hh[: 2 * H])
+            mm(dghn.t(), h_n, dw_hh[2 * H :])
     db_ih = db_hh = None
     if b_ih is not None and (needs[4] or needs[5]):
         ones = dgi.new_ones(dgi.shape[0])  # (S,) column sums as GEMVs: 2x sum(0)
@@ -550,7 +588,7 @@ class GRUFunction(torch.autograd.Function):
             saved = (x, h0, w_ih, w_hh, b_ih, out, gates, hn)
             grads = backward_rows(
                 run_loops, saved, dout, dh_n, batch_sizes, reverse, reset_after, needs, h_mask,
-                gemm=gemm,
+                gemm=gemm, empty=loops.empty,
             )  # fmt: skip
         return (*grads, None, None, None, None, None, None)
 

@@ -71,7 +71,8 @@ def forward_rows(
     if S == 0 or N == 0:  # nothing runs: the state stays h0
         e = h0.new_empty
         return e(S, H), h0.clone(), e(0, 3 * H), e(0, 3 * H), e(0, 1), e(0, 3 * H), e(0, 2)
-    a_i = projection(x, w.w_ih, None)  # (S, 3H), the loops' own (x̂_i may overwrite it)
+    a_i = projection(x, w.w_ih, None, None, loops.empty(w.w_ih, (S, 3 * H)))  # (S, 3H), the
+    # loops' own (x̂_i may overwrite it)
     return loops.forward(
         a_i, h0.contiguous(), w.w_hh, w.b_ih, w.b_hh, w.ln_ih, w.ln_hh, h_mask, keep,
         batch_sizes, reverse, reset_after, save,
@@ -101,7 +102,7 @@ def backward_loops(
     gradients of γ_ih, b_ih, γ_hh, b_hh), and the state before every step, hprev (S, H)."""
     assert w.ln_ih is not None and w.ln_hh is not None
     gates, xhat_i, rstd_i, xhat_h, rstd_h = rows
-    hprev = fused.previous_states(out, h0, batch_sizes, reverse)  # (S, H)
+    hprev = fused.previous_states(out, h0, batch_sizes, reverse, loops.empty(out, out.shape))
     da_i, da, dh0, sums = loops.backward(
         dout.contiguous(), dh_n.contiguous(), gates, xhat_i, rstd_i, xhat_h, rstd_h, hprev,
         w.w_hh.contiguous(), w.b_hh, w.ln_ih, w.ln_hh, h_mask, keep, batch_sizes, reverse,

@@ -74,6 +74,10 @@ class LNLoops(Protocol):
 
     # -> da_i (S, 3H), da (S, 3H), dh0 (N, H), sums (4, 3H)
 
+    def empty(self, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """As ``fused.Loops.empty``: a tensor for a large intermediate (a_i, hprev)."""
+        ...
+
 
 def norm(a: Tensor) -> tuple[Tensor, Tensor]:
     """a (R, K) → x̂ = (a − μ) · rstd (R, K), rstd = 1/sqrt(σ² + ε) (R, 1); biased σ²."""
@@ -94,6 +98,9 @@ def norm_backward(g: Tensor, xhat: Tensor, rstd: Tensor) -> Tensor:
 class TorchLNLoops:
     """``LNLoops`` in plain torch ops (any device): the input side over all S rows at once
     (torch's normalisation kernels), then the recurrent loop."""
+
+    def empty(self, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return like.new_empty(shape)
 
     def forward(
         self, a_i: Tensor, h0: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,

@@ -76,6 +76,14 @@ class Extension(Protocol):
         batch_first: bool, /,
     ) -> tuple[Tensor, Tensor]: ...  # fmt: skip  # (output, h_n) (step.cpp)
 
+    def cached_empty(self, like: Tensor, sizes: list[int], /) -> Tensor: ...  # (cache.h)
+
+    def cache_stats(self) -> list[int]: ...  # [cached bytes, blocks, bytes in use, cap]
+
+    def cache_clear(self) -> None: ...
+
+    def cache_set_limit(self, bytes: int, /) -> int: ...  # the old cap
+
     def mingru_forward(self, gi: Tensor, h0: Tensor, /) -> Tensor: ...  # out (mingru.cpp)
 
     def mingru_backward(
@@ -93,6 +101,13 @@ def extension() -> Extension:
 
 class NativeLoops:
     """``grukit.backends.fused.Loops`` in C++ (CPU, float32/float64)."""
+
+    def empty(self, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """From the kernel's block cache (``cache.h``): a large tensor freed by an earlier
+        call is reused instead of mapped afresh (a page fault per 4 KiB on first touch)."""
+        if like.device.type != "cpu":
+            return like.new_empty(shape)
+        return extension().cached_empty(like, list(shape))
 
     def forward(
         self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,

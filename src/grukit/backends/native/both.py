@@ -30,6 +30,7 @@ from ...onehot import OneHot, projection
 from .. import fused
 from ..fused import _contiguous  # None stays None
 from ..spec import CellSpec, Noise, State, Weights
+from . import NATIVE_LOOPS, extension
 
 __all__ = ["BothFunction", "applies", "run_both"]
 
@@ -77,12 +78,11 @@ def forward_both(
     noise: (forward, backward) of h0 (N, H), ``Weights`` and ``Noise`` or None; gemm: the
     input projections' operand dtype under mixed precision, or None.
     → ((out, h_n, gates, hn) forward, the same reversed)."""
-    from . import extension
-
     S = x.shape[0]
     args = []
     for h, wd, nz in zip(h0, w, noise, strict=True):
-        gi = projection(x, wd.w_ih, wd.b_ih, gemm)  # (S, 3H)
+        buf = NATIVE_LOOPS.empty(wd.w_ih, (S, wd.w_ih.shape[0]))  # (S, 3H), cached block
+        gi = projection(x, wd.w_ih, wd.b_ih, gemm, buf)  # (S, 3H)
         m, k = (None, None) if nz is None else (nz.h_mask, nz.keep)
         args.append([gi, h.contiguous(), wd.w_hh, wd.b_hh, _contiguous(m), _contiguous(k)])
     copy = fused.copies_operand(w[0].w_hh, S)
@@ -131,8 +131,13 @@ class BothFunction(torch.autograd.Function):
             rows = [(x, h0[d], *ws[d][:3], *saved[d]) for d in (0, 1)]  # backward_rows' saved
             per = [
                 fused.backward_rows(
-                    lambda *_, d=d: loops[d], rows[d], *common(d), masks[d][0], gemm=gemm
-                )
+                    lambda *_, d=d: loops[d],
+                    rows[d],
+                    *common(d),
+                    masks[d][0],
+                    gemm=gemm,
+                    empty=NATIVE_LOOPS.empty,
+                )  # fmt: skip
                 for d in (0, 1)
             ]
         (dx_f, dh0_f, *dw_f), (dx_b, dh0_b, *dw_b) = per
@@ -145,13 +150,11 @@ def _backward_loops(
     reset_after: bool,
 ) -> list[tuple[Tensor, Tensor, Tensor, Tensor]]:  # fmt: skip
     """Both directions' ``fused.backward_loops`` at once → [(dgi, dghn, dh0, hprev)] × 2."""
-    from . import extension
-
     args, hprevs = [], []
     for d in (0, 1):
         out, gates, hn = saved[d]
         inputs = fused.backward_loop_inputs(
-            douts[d], dhns[d], gates, hn, out, h0[d], ws[d][1], sizes, d == 1
+            douts[d], dhns[d], gates, hn, out, h0[d], ws[d][1], sizes, d == 1, NATIVE_LOOPS.empty
         )  # (dout, dh_n, gates, hn, hprev, w_hh)
         m, k = masks[d]
         args.append([*inputs, _contiguous(m), _contiguous(k)])

@@ -1,5 +1,5 @@
-"""Build and load the native CPU kernel (``gru.cpp``, ``layernorm_gru.cpp``, ``mingru.cpp``,
-``step.cpp``) with ``torch.utils.cpp_extension``.
+"""Build and load the native CPU kernel (``gru.cpp``, ``cache.cpp``, ``layernorm_gru.cpp``,
+``mingru.cpp``, ``step.cpp``) with ``torch.utils.cpp_extension``.
 
 Built on first use into a cache directory (``$GRUKIT_CACHE/native`` or
 ``~/.cache/grukit/native``), one sub-directory per build key (``build_inputs``: the
@@ -42,9 +42,10 @@ from types import ModuleType
 
 import torch
 
-SOURCES = ("gru.cpp", "layernorm_gru.cpp", "mingru.cpp", "step.cpp")
+SOURCES = ("gru.cpp", "cache.cpp", "layernorm_gru.cpp", "mingru.cpp", "step.cpp")
 #: Included by the sources: part of the build key.
 HEADERS = (
+    "cache.h",
     "gemm.h",
     "gru_gates.h",
     "layernorm_gru.h",

@@ -31,6 +31,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include "cache.h"
 #include "gemm.h"
 #include "gru_gates.h"
 #include "loops.h"
@@ -173,15 +174,15 @@ std::vector<Tensor> gru_forward(const Tensor& gi_, const Tensor& h0, const Tenso
   const Tensor gi = gi_.contiguous(), w_hh = w_hh_.contiguous();
   const Steps steps(batch_sizes);
   auto opt = gi.options();
-  Tensor out = at::empty({S, H}, opt);
-  Tensor hm = at::empty({masked ? N : 0, H}, opt);  // h ⊙ m, what W_hh multiplies
+  Tensor out = grukit::cached_empty({S, H}, opt);
+  Tensor hm = grukit::cached_empty({masked ? N : 0, H}, opt);  // h ⊙ m, what W_hh multiplies
   // reset_after = false needs r, z within a step even for inference: N scratch rows suffice.
-  Tensor gates = at::empty({save ? S : (reset_after ? 0 : N), 3 * H}, opt);
-  Tensor hn = at::empty({save && reset_after ? S : 0, H}, opt);
+  Tensor gates = grukit::cached_empty({save ? S : (reset_after ? 0 : N), 3 * H}, opt);
+  Tensor hn = grukit::cached_empty({save && reset_after ? S : 0, H}, opt);
   Tensor h = h0.contiguous().clone();  // (N, H) running state
-  Tensor gh = at::empty({N, reset_after ? 3 * H : 2 * H}, opt);
-  Tensor ghn = at::empty({reset_after ? 0 : N, H}, opt);
-  Tensor rh = at::empty({reset_after ? 0 : N, H}, opt);
+  Tensor gh = grukit::cached_empty({N, reset_after ? 3 * H : 2 * H}, opt);
+  Tensor ghn = grukit::cached_empty({reset_after ? 0 : N, H}, opt);
+  Tensor rh = grukit::cached_empty({reset_after ? 0 : N, H}, opt);
   Tensor b = bias_or_zeros(b_hh, 3 * H, gi);
   Tensor w_hh_t = w_hh.t();  // (H, 3H)
   const int64_t first = reset_after ? 3 * H : 2 * H;  // columns of the first product
@@ -270,12 +271,12 @@ std::vector<Tensor> gru_backward(const Tensor& dout_, const Tensor& dh_n, const 
   const Tensor hprev = hprev_.contiguous(), w_hh = w_hh_.contiguous();
   const Steps steps(batch_sizes);
   auto opt = dout.options();
-  Tensor dgi = at::empty({S, 3 * H}, opt);
-  Tensor dghn = reset_after ? at::empty({S, H}, opt) : dgi.narrow(1, 2 * H, H);
-  Tensor dg = at::empty({reset_after ? N : 0, 3 * H}, opt);  // (N, 3H) scratch
+  Tensor dgi = grukit::cached_empty({S, 3 * H}, opt);
+  Tensor dghn = reset_after ? grukit::cached_empty({S, H}, opt) : dgi.narrow(1, 2 * H, H);
+  Tensor dg = grukit::cached_empty({reset_after ? N : 0, 3 * H}, opt);  // (N, 3H) scratch
   Tensor dh = dh_n.contiguous().clone();  // (N, H)
-  Tensor drh = at::empty({reset_after ? 0 : N, H}, opt);
-  Tensor dhm = at::empty({masked ? N : 0, H}, opt);  // (N, H) gradient of h ⊙ m
+  Tensor drh = grukit::cached_empty({reset_after ? 0 : N, H}, opt);
+  Tensor dhm = grukit::cached_empty({masked ? N : 0, H}, opt);  // (N, H) gradient of h ⊙ m
   Tensor w_rz = w_hh.narrow(0, 0, 2 * H), w_n = w_hh.narrow(0, 2 * H, H);  // (2H, H), (H, H)
   const StepGemm gemm_dh(reset_after ? w_hh : w_rz, steps.T(), 0);  // dgh W_hh or [da_r, da_z] W_rz
   const StepGemm gemm_drh(reset_after ? w_hh.narrow(0, 0, 0) : w_n, steps.T(), 1);  // da_n W_hn
@@ -407,6 +408,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("x"), py::arg("h0"), py::arg("weights"), py::arg("hidden_size"),
         py::arg("num_layers"), py::arg("bidirectional"), py::arg("bias"),
         py::arg("reset_after"), py::arg("batch_first"));
+  m.def("cached_empty",
+        [](const Tensor& like, std::vector<int64_t> sizes) {
+          return grukit::cached_empty(sizes, like.options());
+        },
+        "an empty tensor of like's dtype with its storage from the block cache (cache.h)",
+        py::arg("like"), py::arg("sizes"));
+  m.def("cache_stats", &grukit::cache_stats,
+        "the block cache's [cached bytes, cached blocks, bytes in use, cap in bytes]");
+  m.def("cache_clear", &grukit::cache_clear, "frees the block cache's cached blocks");
+  m.def("cache_set_limit", &grukit::cache_set_limit,
+        "sets the cap on the block cache's cached bytes (0: off); returns the old cap",
+        py::arg("bytes"));
   m.def("mingru_forward", &mingru_forward, "MinGRU recurrence (grukit.backends.mingru_ops)",
         py::arg("gi"), py::arg("h0"));
   m.def("mingru_backward", &mingru_backward, "MinGRU reverse recurrence (mingru_ops)",

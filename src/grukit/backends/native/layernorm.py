@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .. import fused
 from ..layernorm_loops import LNRows
-from . import build
+from . import NATIVE_LOOPS, build
 
 __all__ = ["NATIVE_LN_LOOPS", "NativeLNLoops"]
 
@@ -44,6 +44,9 @@ def extension() -> LNExtension:
 class NativeLNLoops:
     """``LNLoops`` in C++ (CPU, float32/float64): both normalisations row by row inside the
     loops, a_i overwritten with x̂_i when saving."""
+
+    def empty(self, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return NATIVE_LOOPS.empty(like, shape)  # the kernel's block cache (cache.h)
 
     def forward(
         self, a_i: Tensor, h0: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,

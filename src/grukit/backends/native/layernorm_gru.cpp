@@ -27,6 +27,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include "cache.h"
 #include "gemm.h"
 #include "layernorm_rows.h"
 #include "loops.h"
@@ -118,16 +119,16 @@ std::vector<Tensor> ln_gru_forward(const Tensor& a_i_, const Tensor& h0, const T
   const Steps steps(batch_sizes);
   auto opt = ai.options();
   const int64_t R = save ? S : 0;
-  Tensor out = at::empty({S, H}, opt);
-  Tensor gates = at::empty({save ? S : (reset_after ? 0 : N), 3 * H}, opt);
-  Tensor xhat = at::empty({R, 3 * H}, opt);
-  Tensor rstd = at::empty({R, 2}, opt), rstd_i = at::empty({R, 1}, opt);
+  Tensor out = grukit::cached_empty({S, H}, opt);
+  Tensor gates = grukit::cached_empty({save ? S : (reset_after ? 0 : N), 3 * H}, opt);
+  Tensor xhat = grukit::cached_empty({R, 3 * H}, opt);
+  Tensor rstd = grukit::cached_empty({R, 2}, opt), rstd_i = grukit::cached_empty({R, 1}, opt);
   Tensor h = h0.contiguous().clone();  // (N, H) running state
-  Tensor hm = at::empty({mask.defined() ? N : 0, H}, opt);
-  Tensor a = at::empty({N, reset_after ? 3 * H : 2 * H}, opt);
-  Tensor an = at::empty({reset_after ? 0 : N, H}, opt);
-  Tensor rh = at::empty({reset_after ? 0 : N, H}, opt);
-  Tensor istat = at::empty({reset_after ? 0 : N, 2}, opt);  // the input rows' μ_i, rstd_i
+  Tensor hm = grukit::cached_empty({mask.defined() ? N : 0, H}, opt);
+  Tensor a = grukit::cached_empty({N, reset_after ? 3 * H : 2 * H}, opt);
+  Tensor an = grukit::cached_empty({reset_after ? 0 : N, H}, opt);
+  Tensor rh = grukit::cached_empty({reset_after ? 0 : N, H}, opt);
+  Tensor istat = grukit::cached_empty({reset_after ? 0 : N, 2}, opt);  // the input rows' μ_i, rstd_i
   Tensor b = bias_or_zeros(b_hh, 3 * H, ai), bi = bias_or_zeros(b_ih, 3 * H, ai);
   Tensor w_hh_t = w_hh.t();  // (H, 3H)
   const int64_t first = reset_after ? 3 * H : 2 * H;
@@ -192,8 +193,8 @@ std::vector<Tensor> ln_gru_forward(const Tensor& a_i_, const Tensor& h0, const T
       loop(std::true_type{});
     }
   });
-  if (!save) gates = at::empty({0, 3 * H}, opt);
-  Tensor xhat_i = save ? ai : at::empty({0, 3 * H}, opt);
+  if (!save) gates = grukit::cached_empty({0, 3 * H}, opt);
+  Tensor xhat_i = save ? ai : grukit::cached_empty({0, 3 * H}, opt);
   return {out, h, gates, xhat_i, rstd_i, xhat, rstd};
 }
 
@@ -231,12 +232,12 @@ std::vector<Tensor> ln_gru_backward(const Tensor& dout_, const Tensor& dh_n, con
   const Tensor mask = contiguous_or_empty(h_mask_), keep = contiguous_or_empty(keep_);
   const Steps steps(batch_sizes);
   auto opt = dout.options();
-  Tensor dai = at::empty({S, 3 * H}, opt);
-  Tensor da = at::empty({S, 3 * H}, opt);
+  Tensor dai = grukit::cached_empty({S, 3 * H}, opt);
+  Tensor da = grukit::cached_empty({S, 3 * H}, opt);
   Tensor dh = dh_n.contiguous().clone();  // (N, H)
-  Tensor dhm = at::empty({N, H}, opt);     // the gradient of hm, when masked (or reset_after=false)
-  Tensor drh = at::empty({reset_after ? 0 : N, H}, opt);
-  Tensor part = at::empty({reset_after ? 0 : N, 4}, opt);  // bwd_zn's row sums for bwd_r
+  Tensor dhm = grukit::cached_empty({N, H}, opt);     // the gradient of hm, when masked (or reset_after=false)
+  Tensor drh = grukit::cached_empty({reset_after ? 0 : N, H}, opt);
+  Tensor part = grukit::cached_empty({reset_after ? 0 : N, 4}, opt);  // bwd_zn's row sums for bwd_r
   const int64_t pieces = std::max<int64_t>(1, at::get_num_threads());
   Tensor acc = at::zeros({pieces, 4, 3 * H}, opt);  // each piece's column sums (Sums)
   Tensor b = bias_or_zeros(b_hh, 3 * H, dout);

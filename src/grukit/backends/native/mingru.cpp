@@ -18,6 +18,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include "cache.h"
 #include "loops.h"
 
 namespace {
@@ -118,7 +119,7 @@ Tensor mingru_forward(const Tensor& gi_, const Tensor& h0_) {
   check_scan(fn, gi_, h0_);
   const Tensor gi = gi_.contiguous(), h0 = h0_.contiguous();
   const int64_t T = gi.size(0), N = gi.size(1), H = gi.size(2) / 2;
-  Tensor out = at::empty({T, N, H}, gi.options());
+  Tensor out = grukit::cached_empty({T, N, H}, gi.options());
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "mingru_forward", [&] {
     forward_loop<scalar_t>(T, N, H, gi.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(),
                            out.data_ptr<scalar_t>());
@@ -135,7 +136,7 @@ std::vector<Tensor> mingru_backward(const Tensor& dout_, const Tensor& gi_, cons
   check_tensor(fn, "out", out_, gi_, {T, N, H});
   const Tensor gi = gi_.contiguous(), h0 = h0_.contiguous();
   const Tensor dout = dout_.contiguous(), out = out_.contiguous();
-  Tensor dgi = at::empty_like(gi);
+  Tensor dgi = grukit::cached_empty(gi.sizes(), gi.options());
   Tensor dh0 = at::zeros_like(h0);  // the carry a_{t+1} ⊙ ĝ_{t+1}; after step 1, dh_0
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "mingru_backward", [&] {
     backward_loop<scalar_t>(T, N, H, dout.data_ptr<scalar_t>(), gi.data_ptr<scalar_t>(),
