@@ -9,6 +9,7 @@ Contract and shapes: ``grukit.backends.spec``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Protocol, cast
 
@@ -99,14 +100,18 @@ def extension() -> Extension:
     return cast(Extension, ext)  # a module built from gru.cpp, whose bindings Extension lists
 
 
+#: The block cache's smallest block (``cache.cpp kMinBytes``): smaller tensors skip the call.
+CACHED_MIN_BYTES = 1 << 20
+
+
 class NativeLoops:
     """``grukit.backends.fused.Loops`` in C++ (CPU, float32/float64)."""
 
     def empty(self, like: Tensor, shape: tuple[int, ...]) -> Tensor:
         """From the kernel's block cache (``cache.h``): a large tensor freed by an earlier
         call is reused instead of mapped afresh (a page fault per 4 KiB on first touch)."""
-        if like.device.type != "cpu":
-            return like.new_empty(shape)
+        if like.device.type != "cpu" or math.prod(shape) * like.element_size() < CACHED_MIN_BYTES:
+            return like.new_empty(shape)  # the cache would pass it to torch's allocator anyway
         return extension().cached_empty(like, list(shape))
 
     def forward(

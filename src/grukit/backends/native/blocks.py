@@ -4,7 +4,7 @@ and releasing it — as ``torch.cuda.memory_stats`` / ``empty_cache`` do for CUD
 The kernel's row-sized tensors (the input projection gi (S, 3H), the gates, out, dgi, the
 weight gradients) come from a cache of freed blocks of at least 1 MiB, so a training loop
 reuses the same memory every step instead of mapping fresh pages (one page fault per
-4 KiB on first touch; 11-15% of a step at (I, H, N, T) = (256, 512, 64, 100) on a 2-core
+4 KiB on first touch; 11-20% of a step at (I, H, N, T) = (256, 512, 64, 100) on a 2-core
 EPYC). Freed blocks stay cached up to a cap on their total: 512 MiB by default, set by the
 environment variable ``GRUKIT_BLOCK_CACHE_MB`` before the first call (0 turns the cache
 off) or by ``set_cache_limit``. Tensors in use are never touched.

@@ -5,7 +5,7 @@
 // threshold (32 MiB in glibc, less after trimming) back to the kernel on free, so each call
 // maps fresh pages and pays a page fault per 4 KiB on first touch: measured on a 2-core EPYC
 // VM, ~2 µs a fault, 19 ms to first-touch one (6400, 1536) float32 tensor that a reused
-// buffer fills in 1.2 ms, and 11-15% of the training step at (I, H, N, T) = (256, 512, 64,
+// buffer fills in 1.2 ms, and 11-20% of the training step at (I, H, N, T) = (256, 512, 64,
 // 100). Blocks of at least kMinBytes freed here are kept (up to a cap, default 512 MiB,
 // GRUKIT_BLOCK_CACHE_MB to change it, 0 to turn the cache off) and handed out again for a request
 // of the same size (up to 1/8 larger), so the steady state maps nothing.
