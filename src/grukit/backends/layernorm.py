@@ -71,8 +71,8 @@ def forward_rows(
     if S == 0 or N == 0:  # nothing runs: the state stays h0
         e = h0.new_empty
         return e(S, H), h0.clone(), e(0, 3 * H), e(0, 3 * H), e(0, 1), e(0, 3 * H), e(0, 2)
-    a_i = projection(x, w.w_ih, None, None, loops.empty(w.w_ih, (S, 3 * H)))  # (S, 3H), the
-    # loops' own (x̂_i may overwrite it)
+    # a_i (S, 3H) is the loops' own (x̂_i may overwrite it)
+    a_i = projection(x, w.w_ih, None, None, loops.empty(w.w_ih, (S, 3 * H)))
     return loops.forward(
         a_i, h0.contiguous(), w.w_hh, w.b_ih, w.b_hh, w.ln_ih, w.ln_hh, h_mask, keep,
         batch_sizes, reverse, reset_after, save,

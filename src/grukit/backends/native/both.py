@@ -137,7 +137,7 @@ class BothFunction(torch.autograd.Function):
                     masks[d][0],
                     gemm=gemm,
                     empty=NATIVE_LOOPS.empty,
-                )  # fmt: skip
+                )
                 for d in (0, 1)
             ]
         (dx_f, dh0_f, *dw_f), (dx_b, dh0_b, *dw_b) = per
