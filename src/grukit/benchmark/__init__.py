@@ -1,13 +1,15 @@
 """Speed benchmark of grukit's backends against torch.nn.GRU, ONNX Runtime and the
 GEMM-only bound (DESIGN.md §5); run it as ``grukit bench`` or ``benchmarks/speed.py``.
 
-    peers.py   the contenders at one grid point, on shared weights
-    ort.py     ONNX Runtime's GRU operator built with onnx.helper
-    gemm.py    the GEMM-only lower bound
-    timing.py  interleaved block timing, medians
-    memory.py  bytes saved for backward by a training step
-    report.py  ratios, targets, markdown
-    runner.py  the grid loop
+    peers.py     the contenders at one grid point, on shared weights
+    ort.py       ONNX Runtime's GRU operator built with onnx.helper
+    gemm.py      the GEMM-only lower bound
+    timing.py    interleaved block timing, medians
+    memory.py    bytes saved for backward by a training step
+    flops.py     FLOPs of a GRU's matrix products
+    roofline.py  the cores' measured multiply-add peak; ceilings and needed shares
+    report.py    ratios, targets, markdown
+    runner.py    the grid loop
 """
 
 from .peers import GridPoint

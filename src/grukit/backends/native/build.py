@@ -1,5 +1,5 @@
 """Build and load the native CPU kernel (``gru.cpp``, ``cache.cpp``, ``layernorm_gru.cpp``,
-``mingru.cpp``, ``step.cpp``) with ``torch.utils.cpp_extension``.
+``mingru.cpp``, ``step.cpp``, ``peak.cpp``) with ``torch.utils.cpp_extension``.
 
 Built on first use into a cache directory (``$GRUKIT_CACHE/native`` or
 ``~/.cache/grukit/native``), one sub-directory per build key (``build_inputs``: the
@@ -42,7 +42,7 @@ from types import ModuleType
 
 import torch
 
-SOURCES = ("gru.cpp", "cache.cpp", "layernorm_gru.cpp", "mingru.cpp", "step.cpp")
+SOURCES = ("gru.cpp", "cache.cpp", "layernorm_gru.cpp", "mingru.cpp", "step.cpp", "peak.cpp")
 #: Included by the sources: part of the build key.
 HEADERS = (
     "cache.h",
@@ -52,6 +52,7 @@ HEADERS = (
     "layernorm_rows.h",
     "loops.h",
     "mingru.h",
+    "peak.h",
     "step.h",
 )
 _lock = threading.Lock()

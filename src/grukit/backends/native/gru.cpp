@@ -383,6 +383,7 @@ std::vector<std::vector<Tensor>> gru_backward_both(const Args& f, const Args& b,
 #include "layernorm_gru.h"  // the LayerNormGRU loops (layernorm_gru.cpp), bound below
 #include "step.h"  // the streaming step (step.cpp), bound below
 #include "mingru.h"  // MinGRU's recurrence (mingru.cpp), bound below
+#include "peak.h"  // the multiply-add peak (peak.cpp), bound below
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("ln_gru_forward", &ln_gru_forward, "LayerNormGRU forward loop (layernorm_loops.LNLoops)");
@@ -433,6 +434,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return std::string("DEFAULT");
 #endif
   }, "the at::vec instruction set this build was compiled for");
+  m.def("fma_chains", &fma_chains,
+        "(seconds, threads, floats per vector, checksum) of kChains multiply-add chains of "
+        "`iterations` steps on every thread (peak.h): the build's multiply-add peak",
+        py::arg("iterations"), py::arg("b"), py::arg("c"));
+  m.attr("fma_chains_per_thread") = kChains;
   m.def("packed_gemm", [] { return bool(GRUKIT_PACKED_GEMM); },
         "whether float32 per-step products use grukit's packed kernel (gemm.h), not at::mm");
 }
