@@ -29,8 +29,8 @@ import lm as lm_bench  # benchmarks/lm.py: the language model's peers
 import torch
 from tqdm.auto import tqdm
 
-from grukit.benchmark.flops import GRUWork, gru_flops, linear_flops
-from grukit.benchmark.peers import BASELINE, ORT, build_contenders
+from grukit.benchmark.flops import gru_flops, linear_flops
+from grukit.benchmark.peers import BASELINE, ORT, GridPoint, build_contenders
 from grukit.benchmark.roofline import Peak, ceiling, fma_peak, needed_share
 from grukit.benchmark.runner import GRID
 from grukit.benchmark.timing import TimingConfig, median, time_interleaved
@@ -58,9 +58,8 @@ def _grid_rows(threads: int, timing: TimingConfig, peak: Peak, bar: Any) -> list
             fns["ORT infer"] = by_name[ORT].infer  # type: ignore[assignment]
         samples = time_interleaved(fns, timing, lambda: bar.update(1))
         ms = {name: median(s) * 1e3 for name, s in samples.items()}
-        work = GRUWork(point.I, point.H, point.N, point.T, point.layers, point.bidirectional)
-        train = gru_flops(work, training=True, input_grad=True)  # the speed benchmark's step
-        infer = gru_flops(work, training=False)
+        train = gru_flops(point, training=True, input_grad=True)  # the speed benchmark's step
+        infer = gru_flops(point, training=False)
         rows.append({
             "point": point.shape,
             "train_gflop": train / 1e9,
@@ -91,8 +90,8 @@ def _lm_row(timing: TimingConfig, peak: Peak, bar: Any) -> dict:
     samples = time_interleaved(fns, timing, lambda: bar.update(1))
     ms = {name: median(s) * 1e3 for name, s in samples.items()}
     rows = cfg.batch_size * cfg.num_steps
-    work = GRUWork(vocab, cfg.hidden_size, cfg.batch_size, cfg.num_steps, one_hot=True)
-    flops = gru_flops(work, training=True) + linear_flops(
+    point = GridPoint(vocab, cfg.hidden_size, cfg.batch_size, cfg.num_steps)
+    flops = gru_flops(point, training=True, one_hot=True) + linear_flops(
         rows, cfg.hidden_size, vocab, training=True
     )
     return {

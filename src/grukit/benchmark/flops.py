@@ -21,56 +21,37 @@ Training adds the backward through time:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .peers import GridPoint
 
-__all__ = ["GRUWork", "gru_flops", "linear_flops"]
-
-
-@dataclass(frozen=True)
-class GRUWork:
-    """The products of one GRU stack's step (``torch.nn.GRU``'s arguments, plus the batch).
-
-    input_size I, hidden_size H, batch N, steps T, num_layers, bidirectional;
-    ``one_hot``: the first layer's input is one-hot rows (``grukit.onehot``), so its input
-    product is a gather and its weight gradient a scatter-add — no multiply-adds.
-    """
-
-    input_size: int
-    hidden_size: int
-    batch: int
-    steps: int
-    num_layers: int = 1
-    bidirectional: bool = False
-    one_hot: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("input_size", "hidden_size", "batch", "steps", "num_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GRUWork: expected {name} a positive int, got {value!r}")
-        for name in ("bidirectional", "one_hot"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"GRUWork: expected {name} a bool, got {getattr(self, name)!r}")
+__all__ = ["gru_flops", "linear_flops"]
 
 
 def gru_flops(
-    work: GRUWork, *, training: bool, input_grad: bool = False, h0_grad: bool = False
+    point: GridPoint,
+    *,
+    training: bool,
+    input_grad: bool = False,
+    h0_grad: bool = False,
+    one_hot: bool = False,
 ) -> int:
     """Multiply-add FLOPs of the matrix products of one forward (``training=False``) or one
     forward and backward (``training=True``; ``input_grad``: dX of the first layer too;
-    ``h0_grad``: the first step's dh too). → an int (2·m·k·n per product)."""
-    H, D = work.hidden_size, 2 if work.bidirectional else 1
-    S, G = work.batch * work.steps, 3 * H
+    ``h0_grad``: the first step's dh too) of the GRU stack at ``point`` (I, H, N, T, layers,
+    bidirectional). ``one_hot``: the first layer's input is one-hot rows (``grukit.onehot``),
+    so its input product is a gather and its weight gradient a scatter-add — no
+    multiply-adds. → an int (2·m·k·n per product)."""
+    H, D = point.H, 2 if point.bidirectional else 1
+    S, G = point.N * point.T, 3 * H
     total = 0
-    for layer in range(work.num_layers):
+    for layer in range(point.layers):
         first = layer == 0
-        inputs = work.input_size if first else D * H  # I_l
-        dense = not (first and work.one_hot)
+        inputs = point.I if first else D * H  # I_l
+        dense = not (first and one_hot)
         forward = (2 * S * inputs * G if dense else 0) + 2 * S * H * G
         backward = 0
         if training:
             backward = 2 * S * G * H  # dW_hh
-            recurrent_rows = S if h0_grad else S - work.batch  # dh_{t-1} for t = 2..T (or 1..T)
+            recurrent_rows = S if h0_grad else S - point.N  # dh_{t-1}, t = 2..T (or 1..T)
             backward += 2 * recurrent_rows * G * H
             if dense:
                 backward += 2 * S * G * inputs  # dW_ih
@@ -83,7 +64,11 @@ def gru_flops(
 def linear_flops(rows: int, in_features: int, out_features: int, *, training: bool) -> int:
     """FLOPs of ``nn.Linear``'s product over ``rows`` rows: 2·rows·in·out forward; training
     adds the weight gradient and the input gradient, as much again each."""
-    for name, value in (("rows", rows), ("in_features", in_features), ("out", out_features)):
+    for name, value in (
+        ("rows", rows),
+        ("in_features", in_features),
+        ("out_features", out_features),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"linear_flops: expected {name} a positive int, got {value!r}")
     one = 2 * rows * in_features * out_features
