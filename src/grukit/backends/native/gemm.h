@@ -131,8 +131,8 @@ inline void gemm_kernel(int64_t K, const float* A, int64_t lda, const float* pan
   Vec acc[R][V];
   Mask mask[V];
   for (int q = 0; q < V; ++q) mask[q] = column_mask(cols, q);
-  // A full panel loads and stores C plainly: masked moves are microcoded on AMD's cores
-  // (VMASKMOVPS stores ~12+ cycles each on Zen), 12 of them per block of C.
+  // A full panel loads and stores C with plain moves: masked stores (VMASKMOVPS) are slow
+  // on AMD's cores, and a block of C has 12 of them (AVX2); never slower elsewhere.
   const bool full = cols == kLanes * V;
   for (int i = 0; i < R; ++i) {
     for (int q = 0; q < V; ++q) {

@@ -8,7 +8,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
-#include <atomic>
 #include <chrono>
 #include <mutex>
 
@@ -19,7 +18,7 @@ std::tuple<double, int64_t, int64_t, double> fma_chains(int64_t iterations, doub
   const int64_t threads = at::get_num_threads();
   std::mutex lock;
   double checksum = 0.0;
-  std::atomic<int64_t> ran{0};
+  int64_t ran = 0;  // pieces run (one per thread), under the lock
   const V vb(static_cast<float>(b)), vc(static_cast<float>(c));
   const auto start = std::chrono::steady_clock::now();
   at::parallel_for(0, threads, 1, [&](int64_t lo, int64_t hi) {
@@ -41,5 +40,5 @@ std::tuple<double, int64_t, int64_t, double> fma_chains(int64_t iterations, doub
     }
   });
   const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
-  return {seconds.count(), ran.load(), static_cast<int64_t>(V::size()), checksum};
+  return {seconds.count(), ran, static_cast<int64_t>(V::size()), checksum};
 }
