@@ -89,11 +89,14 @@ def test_ceiling_and_needed_share_follow_their_definitions() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: ceiling(0, 100.0, 0.05), "ceiling: expected flops a positive int"),
+        (lambda: ceiling(0, 100.0, 0.05), "ceiling: expected flops > 0, got 0"),
         (lambda: ceiling(10, float("nan"), 0.05), "ceiling: expected peak_gflops finite"),
         (lambda: ceiling(10, 100.0, -1.0), "ceiling: expected peer_seconds finite"),
         (lambda: needed_share(10, 100.0, 0.05, 0.0), "needed_share: expected a finite target"),
-        (lambda: linear_flops(3, 0, 2, training=True), "linear_flops: expected in_features"),
+        (
+            lambda: linear_flops(3, 0, 2, training=True),
+            "linear_flops: expected in_features > 0, got 0",
+        ),
         (lambda: fma_peak(seconds=0.0), "fma_peak: expected seconds > 0"),
         (lambda: fma_peak(repeats=0), "fma_peak: expected repeats >= 1"),
     ],

@@ -21,6 +21,7 @@ Training adds the backward through time:
 
 from __future__ import annotations
 
+from .._checks import positive_int
 from .peers import GridPoint
 
 __all__ = ["gru_flops", "linear_flops"]
@@ -69,7 +70,6 @@ def linear_flops(rows: int, in_features: int, out_features: int, *, training: bo
         ("in_features", in_features),
         ("out_features", out_features),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"linear_flops: expected {name} a positive int, got {value!r}")
+        positive_int("linear_flops", name, value)
     one = 2 * rows * in_features * out_features
     return 3 * one if training else one

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .._checks import positive_int
+
 __all__ = ["Peak", "ceiling", "fma_peak", "needed_share"]
 
 #: fma_chains' chains start at 0..11 and add 1 per step; float32 counts exactly to 2²⁴.
@@ -92,8 +94,7 @@ def needed_share(flops: int, peak_gflops: float, peer_seconds: float, target: fl
 
 
 def _check(flops: int, peak_gflops: float, seconds: float, where: str) -> None:
-    if isinstance(flops, bool) or not isinstance(flops, int) or flops <= 0:
-        raise ValueError(f"{where}: expected flops a positive int, got {flops!r}")
+    positive_int(where, "flops", flops)
     for name, value in (("peak_gflops", peak_gflops), ("peer_seconds", seconds)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{where}: expected {name} finite and > 0, got {value!r}")
