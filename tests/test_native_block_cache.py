@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import grukit
-from grukit.backends.native import CACHED_MIN_BYTES, blocks, extension
+from grukit.backends.native import blocks, extension
 
 pytestmark = pytest.mark.usefixtures("native_kernel")  # skips where it is unavailable
 
@@ -64,10 +64,12 @@ def test_a_freed_block_is_reused_and_a_live_one_never() -> None:
 
 @pytest.mark.usefixtures("cache")
 def test_small_requests_and_a_zero_cap_bypass_the_cache() -> None:
-    small = _empty(CACHED_MIN_BYTES // 4 - 1)
+    least_bytes = extension().cache_min_bytes  # also NativeLoops.empty's threshold
+    assert least_bytes == MIB
+    small = _empty(least_bytes // 4 - 1)
     del small
     assert blocks.cache_info().cached_blocks == 0  # < 1 MiB: torch's CPU allocator
-    least = _empty(CACHED_MIN_BYTES // 4)  # NativeLoops.empty's threshold is the cache's
+    least = _empty(least_bytes // 4)
     del least
     assert blocks.cache_info().cached_blocks == 1
     blocks.empty_cache()

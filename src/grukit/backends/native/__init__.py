@@ -79,6 +79,8 @@ class Extension(Protocol):
 
     def cached_empty(self, like: Tensor, sizes: list[int], /) -> Tensor: ...  # (cache.h)
 
+    cache_min_bytes: int  # the cache's smallest block (cache.h kCacheMinBytes)
+
     def cache_stats(self) -> list[int]: ...  # [cached bytes, blocks, bytes in use, cap]
 
     def cache_clear(self) -> None: ...
@@ -100,19 +102,17 @@ def extension() -> Extension:
     return cast(Extension, ext)  # a module built from gru.cpp, whose bindings Extension lists
 
 
-#: The block cache's smallest block (``cache.cpp kMinBytes``): smaller tensors skip the call.
-CACHED_MIN_BYTES = 1 << 20
-
-
 class NativeLoops:
     """``grukit.backends.fused.Loops`` in C++ (CPU, float32/float64)."""
 
     def empty(self, like: Tensor, shape: tuple[int, ...]) -> Tensor:
         """From the kernel's block cache (``cache.h``): a large tensor freed by an earlier
         call is reused instead of mapped afresh (a page fault per 4 KiB on first touch)."""
-        if like.device.type != "cpu" or math.prod(shape) * like.element_size() < CACHED_MIN_BYTES:
-            return like.new_empty(shape)  # the cache would pass it to torch's allocator anyway
-        return extension().cached_empty(like, list(shape))
+        if like.device.type == "cpu":
+            ext = extension()
+            if math.prod(shape) * like.element_size() >= ext.cache_min_bytes:
+                return ext.cached_empty(like, list(shape))
+        return like.new_empty(shape)  # below the cache's smallest block: torch's allocator
 
     def forward(
         self, gi: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,

@@ -23,10 +23,6 @@
 namespace grukit {
 namespace {
 
-// Requests below this go to torch's CPU allocator: the C library keeps such blocks on its
-// heap, and a page fault per 4 KiB is small next to the work that fills a smaller tensor.
-constexpr size_t kMinBytes = size_t{1} << 20;
-
 size_t limit_from_env() {
   const char* env = std::getenv("GRUKIT_BLOCK_CACHE_MB");
   if (env == nullptr || *env == '\0') return size_t{512} << 20;
@@ -59,7 +55,7 @@ class Cache final : public c10::Allocator {
 
   c10::DataPtr allocate(size_t n) override {
     const c10::Device cpu(c10::DeviceType::CPU);
-    if (n < kMinBytes) return c10::GetCPUAllocator()->allocate(n);
+    if (n < kCacheMinBytes) return c10::GetCPUAllocator()->allocate(n);
     Block block{nullptr, n};
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -6,7 +6,7 @@
 // maps fresh pages and pays a page fault per 4 KiB on first touch: measured on a 2-core EPYC
 // VM, ~2 µs a fault, 19 ms to first-touch one (6400, 1536) float32 tensor that a reused
 // buffer fills in 1.2 ms, and 11-20% of the training step at (I, H, N, T) = (256, 512, 64,
-// 100). Blocks of at least kMinBytes freed here are kept (up to a cap, default 512 MiB,
+// 100). Blocks of at least kCacheMinBytes freed here are kept (up to a cap, default 512 MiB,
 // GRUKIT_BLOCK_CACHE_MB to change it, 0 to turn the cache off) and handed out again for a request
 // of the same size (up to 1/8 larger), so the steady state maps nothing.
 //
@@ -20,6 +20,11 @@
 #include <cstdint>
 
 namespace grukit {
+
+// Requests below this go to torch's CPU allocator: the C library keeps such blocks on its
+// heap, and a page fault per 4 KiB is small next to the work that fills a smaller tensor.
+// Bound as the module's `cache_min_bytes` (NativeLoops.empty skips the call below it).
+constexpr size_t kCacheMinBytes = size_t{1} << 20;
 
 // An empty CPU tensor (like at::empty) whose storage comes from the cache.
 at::Tensor cached_empty(at::IntArrayRef sizes, const at::TensorOptions& options);

@@ -417,6 +417,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("like"), py::arg("sizes"));
   m.def("cache_stats", &grukit::cache_stats,
         "the block cache's [cached bytes, cached blocks, bytes in use, cap in bytes]");
+  m.attr("cache_min_bytes") = static_cast<int64_t>(grukit::kCacheMinBytes);
   m.def("cache_clear", &grukit::cache_clear, "frees the block cache's cached blocks");
   m.def("cache_set_limit", &grukit::cache_set_limit,
         "sets the cap on the block cache's cached bytes (0: off); returns the old cap",
