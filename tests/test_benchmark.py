@@ -170,8 +170,12 @@ def test_contenders_share_weights_and_match_torch() -> None:
     for c in contenders[1:]:
         if c.output is not None:
             torch.testing.assert_close(c.output(), ref, rtol=0, atol=1e-5)
-    with pytest.raises(ValueError, match="GridPoint"):
+    with pytest.raises(ValueError, match="GridPoint: expected I > 0, got 0"):
         GridPoint(0, 8, 1, 1)
+    with pytest.raises(TypeError, match="GridPoint: expected T to be an int, got float"):
+        GridPoint(4, 8, 1, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="GridPoint: expected bidirectional to be a bool"):
+        GridPoint(4, 8, 1, 1, bidirectional=1)  # type: ignore[arg-type]
 
 
 def test_stacked_bidirectional_point_compares_the_same_model() -> None:

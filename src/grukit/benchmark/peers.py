@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 import grukit
+from grukit._checks import flag, positive_int
 
 from .gemm import GemmBound
 from .memory import saved_bytes
@@ -67,11 +68,8 @@ class GridPoint:
 
     def __post_init__(self) -> None:
         for name in ("I", "H", "N", "T", "layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GridPoint: expected {name} a positive int, got {value!r}")
-        if not isinstance(self.bidirectional, bool):
-            raise TypeError(f"GridPoint: expected bidirectional a bool, got {self.bidirectional!r}")
+            positive_int("GridPoint", name, getattr(self, name))
+        flag("GridPoint", "bidirectional", self.bidirectional)
 
     @property
     def shape(self) -> str:
