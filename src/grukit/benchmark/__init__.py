@@ -8,6 +8,7 @@ GEMM-only bound (DESIGN.md §5); run it as ``grukit bench`` or ``benchmarks/spee
     memory.py    bytes saved for backward by a training step
     flops.py     FLOPs of a GRU's matrix products
     roofline.py  the cores' measured multiply-add peak; ceilings and needed shares
+    isa.py       the native kernel's ratios under one instruction set against another's
     report.py    ratios, targets, markdown
     runner.py    the grid loop
 """

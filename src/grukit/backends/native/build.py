@@ -81,9 +81,14 @@ ISAS = ("avx512", "avx2", "generic")
 _NEEDS = {"avx512": AVX512, "avx2": AVX2, "generic": set()}
 
 
+def runnable_isas(cpu: set[str]) -> list[str]:
+    """The ``ISAS`` a CPU with feature flags ``cpu`` runs, widest first ("generic" always)."""
+    return [isa for isa in ISAS if _NEEDS[isa] <= cpu]
+
+
 def best_isa(cpu: set[str]) -> str:
     """The widest of ``ISAS`` a CPU with feature flags ``cpu`` runs."""
-    return next(isa for isa in ISAS if _NEEDS[isa] <= cpu)
+    return runnable_isas(cpu)[0]
 
 
 def isa() -> str:
