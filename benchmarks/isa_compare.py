@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         "--compare-only", action="store_true", help="compare the runs already in OUT/<isa>"
     )
     args = parser.parse_args(argv)
-    isas = args.isas or runnable_isas(cpu_flags())
+    isas = list(dict.fromkeys(args.isas or runnable_isas(cpu_flags())))  # each once
     missing = [isa for isa in isas if isa not in runnable_isas(cpu_flags())]
-    if missing and not args.compare_only:
-        print(f"isa_compare.py: error: this CPU cannot run {missing}", file=sys.stderr)
+    if len(isas) < 2 or (missing and not args.compare_only):
+        why = f"this CPU cannot run {missing}" if missing else f"two or more ISAs, got {isas}"
+        print(f"isa_compare.py: error: {why}", file=sys.stderr)
         return 2
     try:
         if not args.compare_only:

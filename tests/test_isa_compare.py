@@ -143,3 +143,9 @@ def test_script_compares_runs_on_disk(tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("isa_compare.py: error:")
     assert "Traceback" not in bad.stderr
+    one = subprocess.run(
+        [*cmd, "--isas", "avx2", "avx2", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert one.returncode == 2
+    assert one.stderr == "isa_compare.py: error: two or more ISAs, got ['avx2']\n"
