@@ -98,12 +98,19 @@ def test_ceiling_and_needed_share_follow_their_definitions() -> None:
             "linear_flops: expected in_features > 0, got 0",
         ),
         (lambda: fma_peak(seconds=0.0), "fma_peak: expected seconds > 0"),
-        (lambda: fma_peak(repeats=0), "fma_peak: expected repeats >= 1"),
+        (lambda: fma_peak(repeats=0), "fma_peak: expected repeats > 0, got 0"),
     ],
 )
 def test_bad_input_is_refused_by_name(call, match: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_counts_of_the_wrong_type_are_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="fma_peak: expected repeats to be an int, got float"):
+        fma_peak(repeats=2.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="linear_flops: expected rows to be an int, got bool"):
+        linear_flops(True, 2, 2, training=False)
 
 
 @pytest.mark.usefixtures("native_kernel")

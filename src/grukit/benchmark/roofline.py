@@ -40,11 +40,9 @@ def fma_peak(*, seconds: float = 0.05, repeats: int = 5) -> Peak:
 
     Raises RuntimeError when the native kernel is unavailable (no C++ compiler) or when the
     chains' checksum says they did not run every step."""
-    if not seconds > 0 or isinstance(repeats, bool) or not isinstance(repeats, int):
-        raise ValueError(f"fma_peak: expected seconds > 0 and an int repeats, got {seconds!r}, "
-                         f"{repeats!r}")  # fmt: skip
-    if repeats < 1:
-        raise ValueError(f"fma_peak: expected repeats >= 1, got {repeats}")
+    if not seconds > 0:
+        raise ValueError(f"fma_peak: expected seconds > 0, got {seconds!r}")
+    positive_int("fma_peak", "repeats", repeats)
     from grukit.backends.native import build
 
     native = build.load()
